@@ -1,0 +1,95 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Shardwise",
+    platforms: [.macOS(.v15)],
+    // MARK: - Public API
+    products: [
+        .library(name: "Shardwise", targets: ["Shardwise"]),
+        .library(name: "ShardwiseThreads", targets: ["ShardwiseThreads"]),
+        .library(name: "ShardwiseSockets", targets: ["ShardwiseSockets"]),
+        .library(name: "ShardwiseSimulation", targets: ["ShardwiseSimulation"]),
+        .library(name: "ShardwiseMPI", targets: ["ShardwiseMPI"]),
+        .executable(name: "shardwise", targets: ["shardwise"]),
+    ],
+    traits: [
+        .trait(name: "MPI", description: "Build the MPI backend (needs OpenMPI: libopenmpi-dev)."),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // MARK: - Core
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .target(
+            name: "Shardwise",
+            dependencies: ["COpenBLAS"]
+        ),
+
+        // MARK: - Backends
+        .target(
+            name: "ShardwiseThreads",
+            dependencies: ["Shardwise"]
+        ),
+        .target(
+            name: "ShardwiseSockets",
+            dependencies: [
+                "Shardwise",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "ShardwiseSimulation",
+            dependencies: ["Shardwise"]
+        ),
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+        .target(
+            name: "ShardwiseMPI",
+            dependencies: [
+                "Shardwise",
+                .target(name: "CMPI", condition: .when(traits: ["MPI"])),
+            ]
+        ),
+
+        // MARK: - Command-line tool
+        .executableTarget(
+            name: "shardwise",
+            dependencies: [
+                "Shardwise",
+                "ShardwiseThreads",
+                "ShardwiseSockets",
+                "ShardwiseSimulation",
+                "ShardwiseMPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .target(
+            name: "_TestSupport",
+            dependencies: ["Shardwise"],
+            path: "Tests/_TestSupport"
+        ),
+        .testTarget(name: "ShardwiseTests", dependencies: ["Shardwise", "_TestSupport"]),
+        .testTarget(name: "ShardwiseThreadsTests", dependencies: ["ShardwiseThreads", "_TestSupport"]),
+        .testTarget(name: "ShardwiseSocketsTests", dependencies: ["ShardwiseSockets", "_TestSupport"]),
+        .testTarget(name: "ShardwiseSimulationTests", dependencies: ["ShardwiseSimulation", "_TestSupport"]),
+        .testTarget(name: "ShardwiseMPITests", dependencies: ["ShardwiseMPI", "_TestSupport"]),
+    ]
+)

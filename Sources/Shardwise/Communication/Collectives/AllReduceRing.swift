@@ -1,0 +1,48 @@
+/// Ring all-reduce (Patarasuk & Yuan, 2009; Baidu's "ring allreduce"): bandwidth-optimal — each
+/// rank sends 2(m−1)/m of the vector, however many ranks there are.
+///
+/// The vector is cut into m chunks (sizes differ by at most one entry). With right = r+1 and
+/// left = r−1 (mod m):
+///
+/// 1. Reduce-scatter, m−1 steps. In step s, rank r sends chunk (r − s) to its right and receives
+///    chunk (r − s − 1) from its left, adding it to its own copy. After the last step rank r holds
+///    the complete sum of chunk (r + 1).
+/// 2. All-gather, m−1 steps. In step s, rank r sends chunk (r + 1 − s) — complete — to its right
+///    and receives chunk (r − s) from its left, replacing its copy. The bytes received are
+///    forwarded unchanged, and the owner of a chunk decodes its own bytes, so every rank ends with
+///    identical bits even under a lossy codec.
+extension Communicator {
+    public func ringAllReduce<Scalar: BLASScalar>(_ v: inout [Scalar], codec: VectorCodec) async throws {
+        let m = size
+        guard m > 1 else { return }
+        let n = v.count
+        let right = (rank + 1) % m, left = (rank - 1 + m) % m
+        func chunk(_ c: Int) -> Range<Int> {
+            let k = ((c % m) + m) % m
+            let lo = k * (n / m) + min(k, n % m)
+            return lo..<(lo + n / m + (k < n % m ? 1 : 0))
+        }
+        var incoming = [Scalar](repeating: 0, count: n / m + 1)
+        // 1. Reduce-scatter.
+        for s in 0..<(m - 1) {
+            let out = chunk(rank - s), into = chunk(rank - s - 1)
+            let bytes = encode(v, range: out, codec: codec, stream: CodecStream(tag: .ringReduceScatter, peer: right))
+            try await send(bytes, to: right, tag: .ringReduceScatter)
+            try await receiveVector(from: .rank(left), tag: .ringReduceScatter, codec: codec,
+                                    into: &incoming, range: 0..<into.count)
+            accumulate(incoming, into: &v, range: into)
+        }
+        // 2. All-gather. First the chunk I own (r + 1), encoded once; I adopt its decoded form.
+        let owned = chunk(rank + 1)
+        var bytes = encode(v, range: owned, codec: codec, stream: CodecStream(tag: .ringAllGather, peer: right))
+        if !codec.spec.isLossless {
+            try decode(Message(source: rank, tag: .ringAllGather, payload: bytes), codec: codec, into: &v, range: owned)
+        }
+        for s in 0..<(m - 1) {
+            try await send(bytes, to: right, tag: .ringAllGather)
+            let message = try await receive(from: .rank(left), tag: .ringAllGather)
+            try decode(message, codec: codec, into: &v, range: chunk(rank - s))
+            bytes = message.payload   // forwarded unchanged in the next step
+        }
+    }
+}

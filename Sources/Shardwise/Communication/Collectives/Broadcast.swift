@@ -1,0 +1,25 @@
+/// Broadcast: after the call every rank holds the root's vector.
+///
+/// Linear (star): the root sends to every other rank in turn — m − 1 messages through the root's
+/// link, which is what a parameter server does and what the simulator's closed form
+/// m·(α + d·s/β) describes.
+///
+/// Every rank, the root included, ends with the *decoded* bytes, so a lossy codec leaves all ranks
+/// with identical bits.
+extension Communicator {
+    public func broadcast<Scalar: BLASScalar>(_ v: inout [Scalar], root: Int = 0, codec: VectorCodec) async throws {
+        try checkRank(root)
+        guard size > 1 else { return }
+        if rank == root {
+            // 1. Encode once; 2. send the same bytes to every other rank; 3. adopt the decoded value.
+            let bytes = encode(v, codec: codec, stream: CodecStream(tag: .broadcast, peer: -1))
+            for r in 0..<size where r != root { try await send(bytes, to: r, tag: .broadcast) }
+            if !codec.spec.isLossless {
+                try decode(Message(source: rank, tag: .broadcast, payload: bytes), codec: codec, into: &v)
+            }
+        } else {
+            // Everyone else: one receive from the root.
+            try await receiveVector(from: .rank(root), tag: .broadcast, codec: codec, into: &v)
+        }
+    }
+}

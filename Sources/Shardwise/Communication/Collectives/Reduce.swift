@@ -1,0 +1,34 @@
+/// Reduce (sum): after the call the root holds Σ over ranks of every rank's vector; the other
+/// ranks' vectors are unchanged.
+///
+/// Linear: every non-root rank sends its vector to the root; the root receives them *in rank
+/// order* and adds them, so the sum is the same bits however the messages raced.
+extension Communicator {
+    public func reduce<Scalar: BLASScalar>(_ v: inout [Scalar], root: Int = 0, codec: VectorCodec) async throws {
+        try checkRank(root)
+        guard size > 1 else { return }
+        if rank != root {
+            // 1. Send my contribution to the root.
+            try await sendVector(v, to: root, tag: .reduce, codec: codec)
+            return
+        }
+        // 2. At the root: my own vector counts as the codec would have made it (so the result does
+        //    not depend on which rank is root); then add ranks 0, 1, …, m−1 in order.
+        var own = v
+        if !codec.spec.isLossless {
+            let bytes = encode(v, codec: codec, stream: CodecStream(tag: .reduce, peer: root))
+            try decode(Message(source: rank, tag: .reduce, payload: bytes), codec: codec, into: &own)
+        }
+        var incoming = [Scalar](repeating: 0, count: v.count)
+        var sum = [Scalar](repeating: 0, count: v.count)
+        for r in 0..<size {
+            if r == root {
+                accumulate(own, into: &sum)
+            } else {
+                try await receiveVector(from: .rank(r), tag: .reduce, codec: codec, into: &incoming)
+                accumulate(incoming, into: &sum)
+            }
+        }
+        v = sum
+    }
+}

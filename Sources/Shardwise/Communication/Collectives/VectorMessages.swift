@@ -1,0 +1,81 @@
+/// Sending and receiving vectors through a codec: the building block of every collective. The time
+/// spent encoding and decoding counts as communication.
+extension Communicator {
+    /// Encodes `v[range]` (all of `v` by default), timing the encoding as communication.
+    public func encode<Scalar: BLASScalar>(
+        _ v: [Scalar], range: Range<Int>? = nil, codec: VectorCodec, stream: CodecStream
+    ) -> [UInt8] {
+        let t0 = now
+        let bytes = v.withUnsafeBufferPointer { buf in
+            codec.encode(UnsafeBufferPointer(rebasing: buf[range ?? 0..<v.count]), stream: stream)
+        }
+        metrics.addCommunication(seconds: now - t0)
+        return bytes
+    }
+
+    /// Encodes `v` with `codec` and sends it.
+    public func sendVector<Scalar: BLASScalar>(_ v: [Scalar], to destination: Int, tag: Tag, codec: VectorCodec) async throws {
+        let bytes = encode(v, codec: codec, stream: CodecStream(tag: tag, peer: destination))
+        try await send(bytes, to: destination, tag: tag)
+    }
+
+    /// Receives a vector and decodes it into `out[range]` (all of `out` by default). Returns the sender.
+    @discardableResult
+    public func receiveVector<Scalar: BLASScalar>(
+        from source: Source, tag: Tag, codec: VectorCodec, into out: inout [Scalar], range: Range<Int>? = nil,
+        timeout: Double? = nil
+    ) async throws -> Int {
+        let message = try await receive(from: source, tag: tag, timeout: timeout)
+        try decode(message, codec: codec, into: &out, range: range)
+        return message.source
+    }
+
+    /// Receives and decodes a vector of `count` entries.
+    public func receiveVector<Scalar: BLASScalar>(
+        from source: Source, tag: Tag, count: Int, codec: VectorCodec, as: Scalar.Type = Scalar.self,
+        timeout: Double? = nil
+    ) async throws -> (source: Int, vector: [Scalar]) {
+        var out = [Scalar](repeating: 0, count: count)
+        let from = try await receiveVector(from: source, tag: tag, codec: codec, into: &out, timeout: timeout)
+        return (from, out)
+    }
+
+    /// Decodes a message's payload into `out[range]`.
+    public func decode<Scalar: BLASScalar>(
+        _ message: Message, codec: VectorCodec, into out: inout [Scalar], range: Range<Int>? = nil
+    ) throws {
+        let r = range ?? 0..<out.count
+        try out.withUnsafeMutableBufferPointer { buf in
+            try decode(message, codec: codec, into: UnsafeMutableBufferPointer(rebasing: buf[r]))
+        }
+    }
+
+    /// Decodes a message's payload, naming the sender when it does not fit.
+    public func decode<Scalar: BLASScalar>(
+        _ message: Message, codec: VectorCodec, into out: UnsafeMutableBufferPointer<Scalar>
+    ) throws {
+        let t0 = now
+        do {
+            try codec.decode(message.payload, into: out)
+        } catch let error as CommunicationError {
+            throw CommunicationError.badPayload("rank \(rank) from rank \(message.source) (\(message.tag)): \(error)")
+        }
+        metrics.addCommunication(seconds: now - t0)
+    }
+}
+
+/// out[range] ← out[range] + v[0..<range.count] (the reduction every collective uses).
+@inlinable
+func accumulate<Scalar: BLASScalar>(_ v: [Scalar], into out: inout [Scalar], range: Range<Int>? = nil) {
+    let r = range ?? 0..<out.count
+    v.withUnsafeBufferPointer { src in
+        out.withUnsafeMutableBufferPointer { dst in
+            let o = dst.baseAddress! + r.lowerBound
+            if r.count > 64 {
+                Scalar.axpy(count: r.count, alpha: 1, x: src.baseAddress!, y: o)
+            } else {
+                for i in 0..<r.count { o[i] += src[i] }
+            }
+        }
+    }
+}

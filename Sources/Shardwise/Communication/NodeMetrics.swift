@@ -1,0 +1,62 @@
+import Synchronization
+
+/// One node's counters: time split into compute / communication / waiting, and traffic per link.
+///
+/// - compute: time inside `Communicator.compute` (the kernel);
+/// - communication: time spent moving bytes — encoding, sending, copying out what arrived;
+/// - waiting: time blocked in a receive before the message was there (stragglers show up here).
+///
+/// Thread-safe: backends may update it from their I/O threads.
+public final class NodeMetrics: Sendable {
+    public struct Snapshot: Codable, Sendable, Equatable {
+        public var computeSeconds = 0.0
+        public var communicationSeconds = 0.0
+        public var waitingSeconds = 0.0
+        public var bytesSent = 0
+        public var bytesReceived = 0
+        public var messagesSent = 0
+        public var messagesReceived = 0
+        public var gradients = 0
+        /// Bytes sent to each destination rank (index = rank).
+        public var bytesSentTo: [Int] = []
+        public init() {}
+    }
+
+    private let state: Mutex<Snapshot>
+
+    public init(worldSize: Int) {
+        var s = Snapshot()
+        s.bytesSentTo = Array(repeating: 0, count: worldSize)
+        state = Mutex(s)
+    }
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    public func recordSend(bytes: Int, to destination: Int, seconds: Double) {
+        state.withLock {
+            $0.bytesSent += bytes
+            $0.messagesSent += 1
+            $0.communicationSeconds += seconds
+            if destination < $0.bytesSentTo.count { $0.bytesSentTo[destination] += bytes }
+        }
+    }
+
+    public func recordReceive(bytes: Int, waited: Double, seconds: Double) {
+        state.withLock {
+            $0.bytesReceived += bytes
+            $0.messagesReceived += 1
+            $0.waitingSeconds += waited
+            $0.communicationSeconds += seconds
+        }
+    }
+
+    public func recordCompute(seconds: Double, gradients: Int = 1) {
+        state.withLock {
+            $0.computeSeconds += seconds
+            $0.gradients += gradients
+        }
+    }
+
+    public func addCommunication(seconds: Double) { state.withLock { $0.communicationSeconds += seconds } }
+    public func addWaiting(seconds: Double) { state.withLock { $0.waitingSeconds += seconds } }
+}

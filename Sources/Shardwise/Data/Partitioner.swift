@@ -1,0 +1,90 @@
+/// How rows are cut into shards. Shards are contiguous row ranges: a shard is a view, not a copy.
+public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// Sizes differ by at most one row.
+    case balanced
+    /// Sizes grow linearly from the first shard to the last, the last `ratio` times the first
+    /// (ratio ≥ 1): a load imbalance for straggler studies.
+    case skewed(ratio: Double)
+
+    public var description: String {
+        switch self {
+        case .balanced: return "balanced"
+        case .skewed(let r): return "skewed(\(r))"
+        }
+    }
+
+    /// Parses `balanced` or `skewed:R`.
+    public init(parsing text: String) throws {
+        if text == "balanced" { self = .balanced; return }
+        if text.hasPrefix("skewed") {
+            let rest = text.dropFirst("skewed".count).drop { $0 == ":" || $0 == "=" }
+            guard let r = Double(rest.isEmpty ? "4" : String(rest)), r >= 1 else {
+                throw DataError.invalid("partitioning '\(text)': the skew ratio must be a number ≥ 1 (e.g. skewed:4)")
+            }
+            self = .skewed(ratio: r)
+            return
+        }
+        throw DataError.invalid("partitioning '\(text)': expected 'balanced' or 'skewed:RATIO'")
+    }
+
+    /// The row ranges of `shards` shards over `rows` rows, in order, covering every row once.
+    /// - Throws: `DataError.invalid` when there are more shards than rows or no shards.
+    public func ranges(rows: Int, shards: Int) throws -> [Range<Int>] {
+        guard shards > 0 else { throw DataError.invalid("cannot cut data into \(shards) shards") }
+        guard shards <= rows else {
+            throw DataError.invalid("cannot cut \(rows) rows into \(shards) shards: more shards than rows")
+        }
+        let sizes: [Int]
+        switch self {
+        case .balanced:
+            sizes = (0..<shards).map { k in rows / shards + (k < rows % shards ? 1 : 0) }
+        case .skewed(let ratio):
+            let weights = (0..<shards).map { k in shards == 1 ? 1 : 1 + (ratio - 1) * Double(k) / Double(shards - 1) }
+            let total = weights.reduce(0, +)
+            // Every shard gets one row, the rest by weight (largest remainders last).
+            var s = weights.map { 1 + Int((Double(rows - shards) * $0 / total).rounded(.down)) }
+            var left = rows - s.reduce(0, +)
+            var k = shards - 1
+            while left > 0 { s[k] += 1; left -= 1; k = k == 0 ? shards - 1 : k - 1 }
+            sizes = s
+        }
+        var out: [Range<Int>] = []
+        var start = 0
+        for size in sizes { out.append(start..<(start + size)); start += size }
+        return out
+    }
+}
+
+/// One node's part of the data: views of X and y that copy nothing.
+public struct Shard<Scalar: BLASScalar>: Sendable {
+    /// Index of the shard (usually the rank of the node that owns it).
+    public let index: Int
+    public let x: MatrixRows<Scalar>
+    public let y: ArraySlice<Scalar>
+    /// Which rows of the full dataset this shard holds.
+    public var range: Range<Int> { x.firstRow..<(x.firstRow + x.rows) }
+    public var rows: Int { x.rows }
+    public var features: Int { x.columns }
+
+    public init(index: Int, x: MatrixRows<Scalar>, y: ArraySlice<Scalar>) {
+        precondition(x.rows == y.count, "shard \(index): X has \(x.rows) rows, y has \(y.count)")
+        self.index = index
+        self.x = x
+        self.y = y
+    }
+
+    /// An empty shard (a node that holds no data, such as a parameter server).
+    public static func empty(index: Int, features: Int) -> Shard {
+        let m = Matrix<Scalar>(rows: 0, columns: features)
+        return Shard(index: index, x: m.view, y: [][...])
+    }
+}
+
+extension Dataset {
+    /// The dataset cut into `count` shards.
+    public func shards(_ count: Int, partitioning: Partitioning = .balanced) throws -> [Shard<Scalar>] {
+        try partitioning.ranges(rows: rows, shards: count).enumerated().map { k, range in
+            Shard(index: k, x: x.rows(range), y: y[range])
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import COpenBLAS
+
+/// A floating-point type that BLAS and LAPACK compute with: `Float` (the `s` routines) or
+/// `Double` (the `d` routines).
+///
+/// Everything numeric in Shardwise is generic over `BLASScalar`, so that `Float` storage — half the
+/// bytes read by the kernel and half the bytes sent — is a first-class choice rather than a cast.
+/// The static members are thin, shape-documented wrappers over CBLAS/LAPACKE; all matrices are
+/// row-major.
+public protocol BLASScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable
+where Self.RawSignificand: FixedWidthInteger {
+    /// `"float32"` or `"float64"`.
+    static var precisionName: String { get }
+
+    /// y ← α·op(A)·x + β·y, with A (rows × cols) row-major and leading dimension `lda`.
+    static func gemv(
+        transpose: Bool, rows: Int, cols: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int,
+        x: UnsafePointer<Self>, beta: Self, y: UnsafeMutablePointer<Self>)
+
+    /// xᵀy over `count` contiguous entries.
+    static func dot(count: Int, _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>) -> Self
+
+    /// y ← αx + y over `count` contiguous entries.
+    static func axpy(count: Int, alpha: Self, x: UnsafePointer<Self>, y: UnsafeMutablePointer<Self>)
+
+    /// Solve min |A x − B| by QR (LAPACKE ?gels). A (m × n) and B (max(m,n) × nrhs) are row-major
+    /// and overwritten. Returns LAPACK's `info`.
+    static func gels(
+        m: Int, n: Int, nrhs: Int, a: UnsafeMutablePointer<Self>, lda: Int,
+        b: UnsafeMutablePointer<Self>, ldb: Int) -> Int
+
+    /// Solve min |A x − B| by SVD with rank determination (LAPACKE ?gelsd). `rcond` < 0 means
+    /// machine precision. Returns `info`; `rank` receives the effective rank and `s` (min(m,n))
+    /// the singular values.
+    static func gelsd(
+        m: Int, n: Int, nrhs: Int, a: UnsafeMutablePointer<Self>, lda: Int,
+        b: UnsafeMutablePointer<Self>, ldb: Int, s: UnsafeMutablePointer<Self>,
+        rcond: Self, rank: inout Int) -> Int
+}
+
+extension BLASScalar {
+    /// Bytes per element: 4 for `Float`, 8 for `Double`.
+    @inlinable public static var byteWidth: Int { MemoryLayout<Self>.stride }
+}
+
+/// The number of threads OpenBLAS uses per call. Backends that run several nodes in one process
+/// set it to 1; otherwise each node's BLAS threads would fight over the same cores.
+public enum BLASThreading {
+    public static var threads: Int {
+        get { Int(shardwise_blas_get_threads()) }
+    }
+    public static func set(threads: Int) {
+        shardwise_blas_set_threads(Int32(max(1, threads)))
+    }
+}
+
+extension Double: BLASScalar {
+    public static var precisionName: String { "float64" }
+
+    @inlinable
+    public static func gemv(
+        transpose: Bool, rows: Int, cols: Int, alpha: Double,
+        a: UnsafePointer<Double>, lda: Int,
+        x: UnsafePointer<Double>, beta: Double, y: UnsafeMutablePointer<Double>
+    ) {
+        cblas_dgemv(
+            CblasRowMajor, transpose ? CblasTrans : CblasNoTrans,
+            blasint(rows), blasint(cols), alpha, a, blasint(lda), x, 1, beta, y, 1)
+    }
+
+    @inlinable
+    public static func dot(count: Int, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double {
+        cblas_ddot(blasint(count), x, 1, y, 1)
+    }
+
+    @inlinable
+    public static func axpy(count: Int, alpha: Double, x: UnsafePointer<Double>, y: UnsafeMutablePointer<Double>) {
+        cblas_daxpy(blasint(count), alpha, x, 1, y, 1)
+    }
+
+    public static func gels(
+        m: Int, n: Int, nrhs: Int, a: UnsafeMutablePointer<Double>, lda: Int,
+        b: UnsafeMutablePointer<Double>, ldb: Int
+    ) -> Int {
+        Int(LAPACKE_dgels(
+            LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), shardwise_lapack_int(m), shardwise_lapack_int(n),
+            shardwise_lapack_int(nrhs), a, shardwise_lapack_int(lda), b, shardwise_lapack_int(ldb)))
+    }
+
+    public static func gelsd(
+        m: Int, n: Int, nrhs: Int, a: UnsafeMutablePointer<Double>, lda: Int,
+        b: UnsafeMutablePointer<Double>, ldb: Int, s: UnsafeMutablePointer<Double>,
+        rcond: Double, rank: inout Int
+    ) -> Int {
+        var r: shardwise_lapack_int = 0
+        let info = LAPACKE_dgelsd(
+            LAPACK_ROW_MAJOR, shardwise_lapack_int(m), shardwise_lapack_int(n), shardwise_lapack_int(nrhs),
+            a, shardwise_lapack_int(lda), b, shardwise_lapack_int(ldb), s, rcond, &r)
+        rank = Int(r)
+        return Int(info)
+    }
+}
+
+extension Float: BLASScalar {
+    public static var precisionName: String { "float32" }
+
+    @inlinable
+    public static func gemv(
+        transpose: Bool, rows: Int, cols: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int,
+        x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>
+    ) {
+        cblas_sgemv(
+            CblasRowMajor, transpose ? CblasTrans : CblasNoTrans,
+            blasint(rows), blasint(cols), alpha, a, blasint(lda), x, 1, beta, y, 1)
+    }
+
+    @inlinable
+    public static func dot(count: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {
+        cblas_sdot(blasint(count), x, 1, y, 1)
+    }
+
+    @inlinable
+    public static func axpy(count: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        cblas_saxpy(blasint(count), alpha, x, 1, y, 1)
+    }
+
+    public static func gels(
+        m: Int, n: Int, nrhs: Int, a: UnsafeMutablePointer<Float>, lda: Int,
+        b: UnsafeMutablePointer<Float>, ldb: Int
+    ) -> Int {
+        Int(LAPACKE_sgels(
+            LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), shardwise_lapack_int(m), shardwise_lapack_int(n),
+            shardwise_lapack_int(nrhs), a, shardwise_lapack_int(lda), b, shardwise_lapack_int(ldb)))
+    }
+
+    public static func gelsd(
+        m: Int, n: Int, nrhs: Int, a: UnsafeMutablePointer<Float>, lda: Int,
+        b: UnsafeMutablePointer<Float>, ldb: Int, s: UnsafeMutablePointer<Float>,
+        rcond: Float, rank: inout Int
+    ) -> Int {
+        var r: shardwise_lapack_int = 0
+        let info = LAPACKE_sgelsd(
+            LAPACK_ROW_MAJOR, shardwise_lapack_int(m), shardwise_lapack_int(n), shardwise_lapack_int(nrhs),
+            a, shardwise_lapack_int(lda), b, shardwise_lapack_int(ldb), s, rcond, &r)
+        rank = Int(r)
+        return Int(info)
+    }
+}

@@ -1,0 +1,253 @@
+/// The link between the linear predictor z = Xw and the residual that the gradient needs.
+///
+/// - `identity`: least squares / ridge. r = z − y, per-row loss ½r².
+/// - `logistic`: logistic regression with labels in {0, 1}. r = σ(z) − y,
+///   per-row loss log(1 + eᶻ) − y·z (the negative log-likelihood).
+public enum Link: String, Codable, Sendable, CaseIterable {
+    case identity
+    case logistic
+}
+
+/// What one evaluation of a shard's gradient returns besides the gradient itself.
+public struct ShardEvaluation: Sendable, Equatable {
+    /// Σᵢ ℓᵢ over the shard's rows: ½|Xw − y|² for least squares. Accumulated in Double.
+    public var lossSum: Double
+    /// Number of rows the sums cover.
+    public var rows: Int
+
+    public init(lossSum: Double, rows: Int) {
+        self.lossSum = lossSum
+        self.rows = rows
+    }
+}
+
+/// The hot path: the gradient *sum* of one shard, Xᵀ(link(Xw) − y), with X streamed from memory once.
+///
+/// X is processed in blocks of rows small enough to stay in cache:
+///
+/// ```
+/// for each block b:                  // X_b is (rows_b, d) row-major, w is (d), r_b is (rows_b)
+///     r_b = X_b w − y_b              // cblas_?gemv, reads X_b from memory
+///     loss += ½|r_b|²  (or the logistic loss, link applied to r_b here)
+///     g  += X_bᵀ r_b                 // cblas_?gemv, reads X_b again — from cache
+/// ```
+///
+/// The naive loop (`naiveGradientSum`) and the plain two-pass version (`twoPassGradientSum`) stay
+/// beside it as references for the tests and the benchmarks.
+///
+/// A kernel owns its workspace (one residual block), allocated once; it is not thread-safe — each
+/// node owns its own kernel.
+public final class GradientKernel<Scalar: BLASScalar>: @unchecked Sendable {
+    public let x: MatrixRows<Scalar>
+    public let link: Link
+    /// The targets, copied once into the kernel's own buffer (n entries; small beside X).
+    let targets: UnsafeMutablePointer<Scalar>
+    /// Rows per cache block.
+    public let blockRows: Int
+    private let residual: UnsafeMutablePointer<Scalar>
+
+    /// Default bytes of X per block: a quarter of a typical 1 MiB L2, leaving room for w and g.
+    public static var defaultBlockBytes: Int { 128 * 1024 }
+
+    /// - Parameters:
+    ///   - x: the shard's rows, (n, d) row-major.
+    ///   - y: the shard's targets, n entries.
+    ///   - link: identity (least squares) or logistic.
+    ///   - blockBytes: bytes of X per block; the block has at least one row.
+    public init(x: MatrixRows<Scalar>, y: ArraySlice<Scalar>, link: Link = .identity,
+                blockBytes: Int = GradientKernel.defaultBlockBytes) {
+        precondition(x.rows == y.count, "X has \(x.rows) rows but y has \(y.count) entries")
+        self.x = x
+        self.link = link
+        let t = UnsafeMutablePointer<Scalar>.allocate(capacity: max(1, y.count))
+        y.withUnsafeBufferPointer { if let b = $0.baseAddress { t.update(from: b, count: y.count) } }
+        targets = t
+        let rowBytes = max(1, x.columns * Scalar.byteWidth)
+        blockRows = max(1, min(max(x.rows, 1), blockBytes / rowBytes))
+        residual = .allocate(capacity: blockRows)
+        residual.initialize(repeating: 0, count: blockRows)
+    }
+
+    deinit {
+        residual.deallocate()
+        targets.deallocate()
+    }
+
+    /// The shard's targets (a copy).
+    public var y: [Scalar] { Array(UnsafeBufferPointer(start: targets, count: x.rows)) }
+
+    public var rows: Int { x.rows }
+    public var features: Int { x.columns }
+
+    /// g ← Σ over the shard of xᵢ·(link(xᵢᵀw) − yᵢ); returns the loss sum and the row count.
+    ///
+    /// - Parameters:
+    ///   - w: the model, `features` entries.
+    ///   - g: receives the gradient sum, `features` entries (overwritten, not accumulated).
+    @discardableResult
+    public func gradientSum(w: UnsafePointer<Scalar>, into g: UnsafeMutablePointer<Scalar>) -> ShardEvaluation {
+        let d = x.columns
+        g.update(repeating: 0, count: d)
+        guard d > 0 else { return ShardEvaluation(lossSum: 0, rows: x.rows) }
+        var loss = 0.0
+        let n = x.rows
+        var start = 0
+        let yBase = UnsafePointer(targets)
+        do {
+            while start < n {
+                let m = min(blockRows, n - start)
+                let xb = x.base + start * d
+                // r_b = X_b w − y_b: start from y_b, then gemv with β = −1.
+                residual.update(from: yBase + start, count: m)
+                Scalar.gemv(transpose: false, rows: m, cols: d, alpha: 1, a: xb, lda: d,
+                            x: w, beta: -1, y: residual)
+                switch link {
+                case .identity:
+                    loss += 0.5 * Double(Scalar.dot(count: m, residual, residual))
+                case .logistic:
+                    // residual holds z − y; recover z, then r = σ(z) − y.
+                    for i in 0..<m {
+                        let yi = yBase[start + i]
+                        let z = Double(residual[i] + yi)
+                        loss += logistic1pExp(z) - Double(yi) * z
+                        residual[i] = Scalar(sigmoid(z)) - yi
+                    }
+                }
+                // g += X_bᵀ r_b, with X_b still in cache.
+                Scalar.gemv(transpose: true, rows: m, cols: d, alpha: 1, a: xb, lda: d,
+                            x: residual, beta: 1, y: g)
+                start += m
+            }
+        }
+        return ShardEvaluation(lossSum: loss, rows: n)
+    }
+
+    /// Array convenience for `gradientSum(w:into:)`.
+    public func gradientSum(w: [Scalar], into g: inout [Scalar]) -> ShardEvaluation {
+        precondition(w.count == features && g.count == features, "w and g need \(features) entries")
+        return w.withUnsafeBufferPointer { wp in
+            g.withUnsafeMutableBufferPointer { gp in gradientSum(w: wp.baseAddress!, into: gp.baseAddress!) }
+        }
+    }
+
+    /// Loss sum only (one gemv pass, no gradient).
+    public func lossSum(w: UnsafePointer<Scalar>) -> Double {
+        let d = x.columns
+        guard d > 0 else { return 0 }
+        var loss = 0.0
+        var start = 0
+        let yBase = UnsafePointer(targets)
+        do {
+            while start < x.rows {
+                let m = min(blockRows, x.rows - start)
+                residual.update(from: yBase + start, count: m)
+                Scalar.gemv(transpose: false, rows: m, cols: d, alpha: 1, a: x.base + start * d, lda: d,
+                            x: w, beta: -1, y: residual)
+                switch link {
+                case .identity: loss += 0.5 * Double(Scalar.dot(count: m, residual, residual))
+                case .logistic:
+                    for i in 0..<m {
+                        let yi = yBase[start + i]
+                        let z = Double(residual[i] + yi)
+                        loss += logistic1pExp(z) - Double(yi) * z
+                    }
+                }
+                start += m
+            }
+        }
+        return loss
+    }
+}
+
+// MARK: - References
+
+/// Reference: the plain two-pass version, r = Xw − y over the whole shard, then g = Xᵀr.
+/// Reads X from memory twice. `r` must have `x.rows` entries.
+public func twoPassGradientSum<Scalar: BLASScalar>(
+    x: MatrixRows<Scalar>, y: ArraySlice<Scalar>, link: Link = .identity,
+    w: UnsafePointer<Scalar>, g: UnsafeMutablePointer<Scalar>, r: UnsafeMutablePointer<Scalar>
+) -> ShardEvaluation {
+    let n = x.rows, d = x.columns
+    g.update(repeating: 0, count: d)
+    guard n > 0, d > 0 else { return ShardEvaluation(lossSum: 0, rows: n) }
+    y.withUnsafeBufferPointer { r.update(from: $0.baseAddress!, count: n) }
+    Scalar.gemv(transpose: false, rows: n, cols: d, alpha: 1, a: x.base, lda: d, x: w, beta: -1, y: r)
+    var loss = 0.0
+    switch link {
+    case .identity:
+        loss = 0.5 * Double(Scalar.dot(count: n, r, r))
+    case .logistic:
+        for i in 0..<n {
+            let yi = y[y.startIndex + i]
+            let z = Double(r[i] + yi)
+            loss += logistic1pExp(z) - Double(yi) * z
+            r[i] = Scalar(sigmoid(z)) - yi
+        }
+    }
+    Scalar.gemv(transpose: true, rows: n, cols: d, alpha: 1, a: x.base, lda: d, x: r, beta: 0, y: g)
+    return ShardEvaluation(lossSum: loss, rows: n)
+}
+
+/// Reference: the naive loop, accumulated in Double. Slow; for tests only.
+public func naiveGradientSum<Scalar: BLASScalar>(
+    x: MatrixRows<Scalar>, y: ArraySlice<Scalar>, link: Link = .identity, w: [Scalar]
+) -> (gradient: [Double], lossSum: Double) {
+    let n = x.rows, d = x.columns
+    var g = [Double](repeating: 0, count: d)
+    var loss = 0.0
+    for i in 0..<n {
+        var z = 0.0
+        for j in 0..<d { z += Double(x[i, j]) * Double(w[j]) }
+        let yi = Double(y[y.startIndex + i])
+        let r: Double
+        switch link {
+        case .identity:
+            r = z - yi
+            loss += 0.5 * r * r
+        case .logistic:
+            r = sigmoid(z) - yi
+            loss += logistic1pExp(z) - yi * z
+        }
+        for j in 0..<d { g[j] += Double(x[i, j]) * r }
+    }
+    return (g, loss)
+}
+
+// MARK: - Scalar helpers
+
+/// σ(z) = 1 / (1 + e^−z), without overflow for large |z|.
+@inlinable
+func sigmoid(_ z: Double) -> Double {
+    if z >= 0 { return 1 / (1 + exp(-z)) }
+    let e = exp(z)
+    return e / (1 + e)
+}
+
+/// log(1 + e^z), without overflow for large z.
+@inlinable
+func logistic1pExp(_ z: Double) -> Double {
+    z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension GradientKernel {
+    /// out ← X_kᵀ X_k v over the shard (the Gram product power iteration needs), streamed once by
+    /// the same blocking as the gradient. `out` is overwritten.
+    public func gramProduct(_ v: UnsafePointer<Scalar>, into out: UnsafeMutablePointer<Scalar>) {
+        let d = x.columns
+        out.update(repeating: 0, count: d)
+        var start = 0
+        while start < x.rows {
+            let m = min(blockRows, x.rows - start)
+            let xb = x.base + start * d
+            Scalar.gemv(transpose: false, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: v, beta: 0, y: residual)
+            Scalar.gemv(transpose: true, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: residual, beta: 1, y: out)
+            start += m
+        }
+    }
+}

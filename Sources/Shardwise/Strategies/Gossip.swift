@@ -1,0 +1,121 @@
+/// Decentralised gradient descent by gossip (D-PSGD, Lian et al., 2017): there is no server and no
+/// global sum. Each node i keeps its own replica xᵢ and, every iteration,
+///
+/// 1. computes its local gradient ∇fᵢ(xᵢ), where fᵢ(x) = (m/n)·½|X_i x − y_i|² + λ/2·|x|² (the
+///    average of the fᵢ is the global loss);
+/// 2. exchanges replicas with its neighbours in the `Topology`;
+/// 3. mixes and steps: xᵢ ← Σⱼ W_ij xⱼ − η·∇fᵢ(xᵢ), W the Metropolis–Hastings mixing matrix.
+///
+/// The average of the replicas follows gradient descent on the global loss; how close the replicas
+/// stay to their average — the consensus distance √(1/m·Σ|xᵢ − x̄|²) — depends on the spectral gap
+/// of W (a complete graph mixes in one step, a ring slowly; a disconnected graph never agrees).
+/// With a constant step D-PSGD settles in a neighbourhood of w* of size O(η·heterogeneity of the
+/// shards); balanced shards of the same distribution keep it small.
+///
+/// Asynchronous variant: a node does not wait for its neighbours; it mixes the latest replica each
+/// neighbour has sent (its own value for one that has sent nothing yet) and goes on.
+///
+/// Stopping: synchronous gossip checks every `checkEvery` iterations, by one all-reduce of
+/// (Σ∇fᵢ, Σxᵢ, Σ|xᵢ|²), whether the averaged gradient is below tolerance; that monitoring traffic
+/// is counted like any other. The asynchronous variant runs its iteration budget.
+public struct Gossip: Strategy {
+    public var kind: StrategyKind { .gossip }
+    public var checkEvery: Int
+    public init(checkEvery: Int = 10) { self.checkEvery = checkEvery }
+
+    static let replicaTag = Tag(21)
+
+    public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
+        let comm = node.comm
+        let topology = try Topology(node.job.strategy.topology, nodes: node.size)
+        let neighbours = topology.neighbours[node.rank]
+        let asynchronous = node.job.strategy.asynchronous
+        let learningRate = try await node.resolveLearningRate()
+        let local = LocalGradient(kernel: node.kernel, batchSize: node.job.optimizer.batchSize,
+                                  seed: node.job.seed, rank: node.rank)
+        let rowsPerStep = try await totalRowsPerStep(node, local: local)
+        let d = node.features, m = node.size
+        let scale = Scalar(Double(m) / Double(max(rowsPerStep, 1)))
+        let lambda = Scalar(node.objective.lambda)
+        let selfWeight = Scalar(topology.selfWeight(node.rank))
+        let weights = neighbours.map { Scalar(topology.weight(node.rank, $0)) }
+        var x = node.startingModel()
+        var g = [Scalar](repeating: 0, count: d)
+        var step = DescentStep<Scalar>(learningRate: learningRate, momentum: node.job.optimizer.momentum, features: d)
+        var monitor = ConvergenceMonitor(node.job.stopping)
+        var latest: [[Scalar]] = neighbours.map { _ in x }
+        var stop: StopReason = .maxIterations
+        var iteration = 0
+        let monitorCodec = setupCodec.makeCodec()
+        while iteration < node.job.stopping.maxIterations {
+            // 1. Local gradient of fᵢ at xᵢ.
+            _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: x, into: &g) }
+            for j in 0..<d { g[j] = g[j] * scale + lambda * x[j] }
+
+            // Monitoring (synchronous only): every rank takes part, so every rank decides alike.
+            if !asynchronous && (iteration % checkEvery == 0) {
+                var v = [Double](repeating: 0, count: 2 * d + 1)
+                for j in 0..<d { v[j] = Double(g[j]); v[d + j] = Double(x[j]) }
+                v[2 * d] = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+                try await comm.allReduce(&v, algorithm: node.job.strategy.allReduce, codec: monitorCodec)
+                let meanGradient = (0..<d).map { v[$0] / Double(m) }
+                let mean = (0..<d).map { v[d + $0] / Double(m) }
+                let consensus = max(0, v[2 * d] / Double(m) - mean.reduce(0.0) { $0 + $1 * $1 }).squareRoot()
+                let norm = euclideanNorm(meanGradient)
+                if node.rank == 0 {
+                    node.recorder.progress(Progress(rank: 0, iteration: iteration, maxIterations: node.job.stopping.maxIterations,
+                                                    time: comm.now, loss: nil, gradientNorm: norm,
+                                                    distance: node.reference.map { relativeDistanceToReference(mean, $0) }))
+                }
+                // Converged only when the replicas also agree (to the same relative tolerance).
+                if let reason = monitor.check(gradientNorm: norm) {
+                    let meanNorm = euclideanNorm(mean)
+                    if reason == .diverged {
+                        throw node.divergence(iteration: iteration, learningRate: learningRate, gradientNorm: norm)
+                    }
+                    if consensus <= max(node.job.stopping.tolerance, 1e-12) * max(meanNorm, 1) {
+                        stop = reason
+                        record(node, iteration, x)
+                        break
+                    }
+                }
+            }
+            if node.recorder.wants(iteration) { record(node, iteration, x) }
+
+            // 2. Exchange replicas with the neighbours.
+            if asynchronous {
+                let bytes = comm.encode(x, codec: node.codec, stream: CodecStream(tag: Self.replicaTag, peer: -1))
+                for peer in neighbours { try await comm.send(bytes, to: peer, tag: Self.replicaTag) }
+                for (i, peer) in neighbours.enumerated() {
+                    // Drain to the newest replica this neighbour has sent.
+                    while let message = try await comm.poll(from: .rank(peer), tag: Self.replicaTag) {
+                        try comm.decode(message, codec: node.codec, into: &latest[i])
+                    }
+                }
+            } else {
+                latest = try await comm.exchange(x, with: neighbours, codec: node.codec, tag: Self.replicaTag)
+            }
+
+            // 3. Mix, then step along my local gradient.
+            var mixed = x
+            for j in 0..<d { mixed[j] = selfWeight * x[j] }
+            for (i, replica) in latest.enumerated() {
+                let wij = weights[i]
+                for j in 0..<d { mixed[j] += wij * replica[j] }
+            }
+            step.apply(g, to: &mixed)
+            x = mixed
+            iteration += 1
+        }
+        if stop == .maxIterations { record(node, iteration, x) }
+        return NodeOutcome(rank: node.rank, role: "peer", model: x.map(Double.init), iterations: iteration,
+                           stopReason: node.rank == 0 ? stop : nil, learningRate: learningRate,
+                           recorder: node.recorder, rows: node.shard.rows)
+    }
+
+    /// Every gossip node records its replica at trace points; the report averages them and measures
+    /// their spread.
+    private func record<Scalar: BLASScalar>(_ node: Node<Scalar>, _ iteration: Int, _ x: [Scalar]) {
+        node.recorder.record(TracePoint(iteration: iteration, time: node.comm.now, model: x.map(Double.init)))
+    }
+}

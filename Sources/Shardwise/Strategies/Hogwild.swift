@@ -1,0 +1,101 @@
+import Synchronization
+
+/// Hogwild! (Niu, Recht, Ré & Wright, 2011): every node updates one shared w in place, without
+/// locks. A node reads w (possibly while others write it), computes its gradient, and subtracts
+/// its step entry by entry; races may lose or mix updates, which the algorithm tolerates.
+///
+/// Needs memory shared by all nodes: backends without it (sockets, MPI) refuse it by name.
+///
+/// Each update applies node k's contribution η·(X_kᵀ(X_k w − y_k) + λ·n_k·w)/n, so one update per
+/// node moves w as far as one synchronous step. An iteration (round) is m updates; the shared
+/// version counter counts updates. Rank 0 watches the sum of the latest gradients every node
+/// published and raises the shared stop flag when it is small enough or the budget is spent.
+public struct Hogwild: Strategy {
+    public var kind: StrategyKind { .hogwild }
+    public var requiresSharedMemory: Bool { true }
+    public init() {}
+
+    public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
+        let comm = node.comm
+        guard let memory = comm.sharedMemory else {
+            throw CommunicationError.unsupported(
+                backend: comm.backendName, operation: "hogwild",
+                reason: "Hogwild updates one model in shared memory, and this backend's nodes share none")
+        }
+        let learningRate = try await node.resolveLearningRate()
+        let local = LocalGradient(kernel: node.kernel, batchSize: node.job.optimizer.batchSize,
+                                  seed: node.job.seed, rank: node.rank)
+        let rowsPerStep = try await totalRowsPerStep(node, local: local)
+        let d = node.features, m = node.size
+        let shared = memory.vector(named: "hogwild.w", count: d, of: Scalar.self)
+        // Every node's latest gradient sum, published for the convergence check (m × d).
+        let published = memory.vector(named: "hogwild.g", count: m * d, of: Scalar.self)
+        if node.rank == 0, let start = node.initialModel {
+            for j in 0..<d { shared.base[j] = Scalar(start[j]) }
+        }
+        try await comm.barrier()
+
+        let eta = learningRate / Double(max(rowsPerStep, 1))
+        let lambdaRows = Scalar(node.objective.lambda * Double(local.rowsPerStep))
+        let budget = node.job.stopping.maxIterations * m
+        var monitor = ConvergenceMonitor(node.job.stopping)
+        var stop: StopReason?
+        var w = [Scalar](repeating: 0, count: d)
+        var g = [Scalar](repeating: 0, count: d)
+        var full = [Scalar](repeating: 0, count: d)
+        var updates = 0
+        var lastRound = -1
+        while !shared.stop.load(ordering: .relaxed) {
+            // Read w as it is (other nodes may be writing it).
+            for j in 0..<d { w[j] = shared.base[j] }
+            _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: w, into: &g) }
+            // Publish my gradient, then write my step into the shared w, entry by entry, unlocked.
+            let mine = published.base + node.rank * d
+            let step = Scalar(eta)
+            for j in 0..<d {
+                mine[j] = g[j]
+                shared.base[j] -= step * (g[j] + lambdaRows * w[j])
+            }
+            updates += 1
+            let version = shared.version.add(1, ordering: .relaxed).newValue
+            if version >= budget { shared.stop.store(true, ordering: .relaxed) }
+
+            // Rank 0 checks once per round: the sum of the latest published gradients at the
+            // current w is the (slightly stale) full gradient.
+            let round = version / m
+            if node.rank == 0 && round > lastRound {
+                lastRound = round
+                for j in 0..<d { w[j] = shared.base[j]; full[j] = 0 }
+                for r in 0..<m { for j in 0..<d { full[j] += published.base[r * d + j] } }
+                w.withUnsafeBufferPointer { wp in
+                    full.withUnsafeMutableBufferPointer { fp in
+                        node.objective.finishGradient(fp.baseAddress!, w: wp.baseAddress!, count: d, rows: max(rowsPerStep, 1))
+                    }
+                }
+                let norm = euclideanNorm(full)
+                // The estimate is only meaningful once every node has published.
+                let ready = version >= m
+                node.observe(iteration: round, model: w, gradientNorm: ready ? norm : nil)
+                if ready, let reason = monitor.check(gradientNorm: norm) {
+                    stop = reason
+                    shared.stop.store(true, ordering: .relaxed)
+                    if reason == .diverged {
+                        throw node.divergence(iteration: round, learningRate: learningRate, gradientNorm: norm)
+                    }
+                }
+            }
+            // Let other nodes on the same executor run between updates.
+            await Task.yield()
+        }
+        try await comm.barrier()
+        let final = shared.snapshot()
+        let rounds = shared.version.load(ordering: .relaxed) / m
+        if node.rank == 0 {
+            node.observe(iteration: rounds, model: final, gradientNorm: nil, force: true)
+        }
+        return NodeOutcome(rank: node.rank, role: "worker", model: node.rank == 0 ? final.map(Double.init) : nil,
+                           iterations: node.rank == 0 ? rounds : updates,
+                           stopReason: node.rank == 0 ? (stop ?? .maxIterations) : nil,
+                           learningRate: learningRate, recorder: node.recorder, rows: node.shard.rows)
+    }
+}

@@ -1,0 +1,217 @@
+/// The asynchronous parameter server, client-server: rank 0 holds w and serves; ranks 1…m−1 are
+/// workers, each with a shard.
+///
+/// A worker loops: pull w (with its version), compute its shard's gradient sum, push it. The
+/// server keeps each worker's latest gradient and applies the sum of the latest gradients as they
+/// arrive — the aggregated-gradient form of asynchronous SGD (as in SAG), which converges to the
+/// exact w* with a constant step, because at a fixed point every stored gradient was computed at w*.
+///
+/// Staleness (Stale Synchronous Parallel, Ho et al., 2013) is bounded by `staleness` = s:
+/// - s = 0: the server waits for every worker's gradient of the round, then takes one full step —
+///   exactly synchronous gradient descent.
+/// - s ≥ 1: each arriving gradient triggers a step of size η/W (W workers, so a round of W
+///   arrivals moves about as far as one synchronous step); a worker that has pushed more than s
+///   gradients beyond the slowest worker is held back until it catches up.
+/// - nil: fully asynchronous.
+///
+/// The staleness of every applied gradient (server version at apply − version it was computed
+/// at) is recorded. A worker that is lost (its peer connection dies) is dropped: its gradient and
+/// rows leave the sum, the server carries on, and the outcome notes the shard that was lost.
+public struct ParameterServer: Strategy {
+    public var kind: StrategyKind { .parameterServer }
+    public init() {}
+
+    static let modelTag = Tag(11)
+    static let gradientTag = Tag(12)
+    /// Header before the codec bytes: the model version (UInt64) and the row count (UInt64).
+    static let headerBytes = 16
+
+    public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
+        if node.size == 1 { return try await MapReduce().run(node) }
+        let learningRate = try await node.resolveLearningRate()
+        let local = LocalGradient(kernel: node.kernel, batchSize: node.job.optimizer.batchSize,
+                                  seed: node.job.seed, rank: node.rank)
+        let rowsPerStep = try await totalRowsPerStep(node, local: local)
+        if node.rank == 0 {
+            return try await serve(node, learningRate: learningRate, rowsPerStep: rowsPerStep)
+        }
+        return try await work(node, local: local, learningRate: learningRate)
+    }
+
+    // MARK: Worker
+
+    private func work<Scalar: BLASScalar>(
+        _ node: Node<Scalar>, local: LocalGradient<Scalar>, learningRate: Double
+    ) async throws -> NodeOutcome {
+        let comm = node.comm, d = node.features
+        var w = [Scalar](repeating: 0, count: d)
+        var g = [Scalar](repeating: 0, count: d)
+        var pushes = 0
+        while true {
+            let message = try await comm.receive(from: .rank(0), tag: Self.modelTag)
+            if message.payload.isEmpty { break }
+            let (version, _, body) = try Self.split(message)
+            try w.withUnsafeMutableBufferPointer { try node.codec.decode(body, into: $0) }
+            _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: w, into: &g) }
+            let t0 = comm.now
+            let bytes = Self.header(version: version, rows: local.rowsPerStep)
+                + node.codec.encode(g, stream: CodecStream(tag: Self.gradientTag, peer: 0))
+            comm.metrics.addCommunication(seconds: comm.now - t0)
+            try await comm.send(bytes, to: 0, tag: Self.gradientTag)
+            pushes += 1
+        }
+        return NodeOutcome(rank: node.rank, role: "worker", model: nil, iterations: pushes, stopReason: nil,
+                           learningRate: learningRate, recorder: node.recorder, rows: node.shard.rows)
+    }
+
+    // MARK: Server
+
+    private func serve<Scalar: BLASScalar>(
+        _ node: Node<Scalar>, learningRate: Double, rowsPerStep initialRows: Int
+    ) async throws -> NodeOutcome {
+        let comm = node.comm, d = node.features, codec = node.codec
+        let workers = Array(1..<comm.size)
+        let bound = node.job.strategy.staleness   // nil = unbounded
+        let synchronous = bound == 0
+        var active = Set(workers)
+        var rowsPerStep = initialRows
+        var rowsOf = [Int](repeating: 0, count: comm.size)
+        var w = node.startingModel()
+        var latest = [[Scalar]](repeating: [Scalar](repeating: 0, count: d), count: comm.size)
+        var reported = [Bool](repeating: false, count: comm.size)
+        var clock = [Int](repeating: 0, count: comm.size)
+        var busy = Set<Int>()
+        var held = Set<Int>()
+        var version = 0, updates = 0, round = 0, arrivedThisRound = 0
+        var step = DescentStep<Scalar>(learningRate: learningRate, momentum: node.job.optimizer.momentum, features: d)
+        var monitor = ConvergenceMonitor(node.job.stopping)
+        var stop: StopReason?
+        var notes: [String] = []
+        var incoming = [Scalar](repeating: 0, count: d)
+        var g = [Scalar](repeating: 0, count: d)
+
+        func sendModel(to r: Int) async throws {
+            let t0 = comm.now
+            let bytes = Self.header(version: version, rows: 0)
+                + codec.encode(w, stream: CodecStream(tag: Self.modelTag, peer: -1))
+            comm.metrics.addCommunication(seconds: comm.now - t0)
+            try await comm.send(bytes, to: r, tag: Self.modelTag)
+            busy.insert(r)
+        }
+        /// g ← (Σ latest, in rank order)/n + λw; returns |g|.
+        func aggregate() -> Double {
+            for j in 0..<d { g[j] = 0 }
+            for r in workers where active.contains(r) { for j in 0..<d { g[j] += latest[r][j] } }
+            w.withUnsafeBufferPointer { wp in
+                g.withUnsafeMutableBufferPointer { gp in
+                    node.objective.finishGradient(gp.baseAddress!, w: wp.baseAddress!, count: d, rows: max(rowsPerStep, 1))
+                }
+            }
+            return euclideanNorm(g)
+        }
+        /// Observes the round and decides whether to stop.
+        func endOfRound(norm: Double?) throws {
+            node.observe(iteration: round, model: w, gradientNorm: norm)
+            if let norm, let reason = monitor.check(gradientNorm: norm) {
+                if reason == .diverged {
+                    throw node.divergence(iteration: round, learningRate: learningRate, gradientNorm: norm)
+                }
+                stop = reason
+            }
+        }
+
+        for r in workers { try await sendModel(to: r) }
+        loop: while stop == nil {
+            // Take the next gradient from any worker.
+            let message: Message
+            do {
+                message = try await comm.receive(from: .any, tag: Self.gradientTag)
+            } catch CommunicationError.peerLost(_, let peer, let reason) where active.contains(peer) {
+                // Carry on without the lost worker: its gradient and rows leave the sum.
+                active.remove(peer)
+                busy.remove(peer)
+                held.remove(peer)
+                rowsPerStep -= rowsOf[peer]
+                notes.append("lost worker rank \(peer) at round \(round) (\(reason)); its shard of \(rowsOf[peer]) rows was dropped")
+                if active.isEmpty { throw CommunicationError.peerLost(rank: 0, peer: peer, reason: "every worker is lost") }
+                if synchronous && arrivedThisRound >= active.count { arrivedThisRound = active.count - 1 }
+                continue loop
+            }
+            let k = message.source
+            let (computedAt, rows, body) = try Self.split(message)
+            try incoming.withUnsafeMutableBufferPointer { try codec.decode(body, into: $0) }
+            latest[k] = incoming
+            reported[k] = true
+            rowsOf[k] = rows
+            clock[k] += 1
+            busy.remove(k)
+            node.recorder.recordStaleness(version - computedAt)
+
+            if synchronous {
+                arrivedThisRound += 1
+                guard arrivedThisRound >= active.count else { continue }
+                // Everyone's gradient of this round is in: one synchronous step.
+                let norm = aggregate()
+                try endOfRound(norm: norm)
+                if stop != nil { break }
+                step.apply(g, to: &w)
+                version += 1; updates += 1; round += 1; arrivedThisRound = 0
+                if round >= node.job.stopping.maxIterations { stop = .maxIterations; break }
+                for r in workers where active.contains(r) { try await sendModel(to: r) }
+            } else {
+                let allIn = active.allSatisfy { reported[$0] }
+                let norm = aggregate()
+                if updates % active.count == 0 {
+                    try endOfRound(norm: allIn ? norm : nil)
+                    if stop != nil { break }
+                }
+                step.apply(g, to: &w, scale: 1 / Double(active.count))
+                version += 1; updates += 1
+                if updates % active.count == 0 {
+                    round += 1
+                    if round >= node.job.stopping.maxIterations { stop = .maxIterations; break }
+                }
+                // SSP: release every held worker (k included) no more than `bound` pushes ahead.
+                held.insert(k)
+                let slowest = active.map { clock[$0] }.min() ?? 0
+                for r in held.sorted() where bound == nil || clock[r] - slowest <= bound! {
+                    held.remove(r)
+                    try await sendModel(to: r)
+                }
+            }
+        }
+        if stop == .maxIterations { node.observe(iteration: round, model: w, gradientNorm: nil, force: true) }
+        // Stop every worker: the idle ones now, the busy ones when their gradient arrives.
+        for r in workers where active.contains(r) && !busy.contains(r) { try await comm.send([], to: r, tag: Self.modelTag) }
+        while !busy.isEmpty {
+            do {
+                let m = try await comm.receive(from: .any, tag: Self.gradientTag)
+                if busy.remove(m.source) != nil { try await comm.send([], to: m.source, tag: Self.modelTag) }
+            } catch CommunicationError.peerLost(_, let peer, _) {
+                busy.remove(peer)
+            }
+        }
+        return NodeOutcome(rank: 0, role: "server", model: w.map(Double.init), iterations: round, stopReason: stop,
+                           learningRate: learningRate, recorder: node.recorder, rows: 0, notes: notes)
+    }
+
+    // MARK: Wire helpers
+
+    static func header(version: Int, rows: Int) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(headerBytes)
+        withUnsafeBytes(of: UInt64(version).littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(rows).littleEndian) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    static func split(_ message: Message) throws -> (version: Int, rows: Int, body: [UInt8]) {
+        let p = message.payload
+        guard p.count >= headerBytes else {
+            throw CommunicationError.badPayload("parameter-server message from rank \(message.source) is \(p.count) bytes, shorter than its header")
+        }
+        var v: UInt64 = 0, r: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(p[i]) << (8 * UInt64(i)); r |= UInt64(p[8 + i]) << (8 * UInt64(i)) }
+        return (Int(v), Int(r), Array(p[headerBytes...]))
+    }
+}

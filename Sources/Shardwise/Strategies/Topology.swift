@@ -1,0 +1,178 @@
+/// The communication graph of decentralised (gossip) training, and its mixing matrix.
+///
+/// Mixing weights are Metropolis–Hastings: W_ij = 1/(1 + max(deg i, deg j)) for each edge and
+/// W_ii = 1 − Σ_j W_ij, which is symmetric and doubly stochastic for any undirected graph, so the
+/// average of the replicas is preserved by every gossip round and a connected graph drives them to
+/// consensus at a rate set by the spectral gap of W.
+public enum TopologySpec: Codable, Sendable, Equatable, Hashable, CustomStringConvertible {
+    case ring
+    /// A 2-D torus, rows × columns = nodes; nil picks the most square factorisation.
+    case torus(rows: Int?)
+    case complete
+    /// Rank 0 at the centre.
+    case star
+    /// A random k-regular graph, drawn from `seed`.
+    case randomRegular(degree: Int, seed: UInt64)
+    /// No edges: every node trains alone (for showing that gossip needs a connected graph).
+    case disconnected
+    /// An explicit undirected edge list.
+    case edges([[Int]])
+
+    public var description: String {
+        switch self {
+        case .ring: return "ring"
+        case .torus(let r): return r.map { "torus:\($0)" } ?? "torus"
+        case .complete: return "complete"
+        case .star: return "star"
+        case .randomRegular(let k, let s): return "random:\(k):\(s)"
+        case .disconnected: return "disconnected"
+        case .edges(let e): return "edges:" + e.map { "\($0[0])-\($0[1])" }.joined(separator: ",")
+        }
+    }
+
+    /// Parses `ring`, `torus`, `torus:ROWS`, `complete`, `star`, `random:K[:SEED]`, `disconnected`,
+    /// `edges:0-1,1-2,…`.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":", maxSplits: 2).map(String.init)
+        func int(_ s: String, _ what: String) throws -> Int {
+            guard let v = Int(s), v >= 0 else { throw DataError.invalid("topology '\(text)': \(what) must be a non-negative integer") }
+            return v
+        }
+        switch parts.first ?? "" {
+        case "ring": self = .ring
+        case "torus": self = .torus(rows: parts.count > 1 ? try int(parts[1], "rows") : nil)
+        case "complete", "full": self = .complete
+        case "star": self = .star
+        case "disconnected", "none": self = .disconnected
+        case "random", "random-regular":
+            guard parts.count > 1 else { throw DataError.invalid("topology '\(text)': expected random:K[:SEED]") }
+            self = .randomRegular(degree: try int(parts[1], "the degree"),
+                                  seed: parts.count > 2 ? UInt64(try int(parts[2], "the seed")) : 1)
+        case "edges":
+            guard parts.count > 1 else { throw DataError.invalid("topology '\(text)': expected edges:0-1,1-2,…") }
+            let body = text.dropFirst("edges:".count)
+            self = .edges(try body.split(separator: ",").map { pair in
+                let ends = pair.split(separator: "-").compactMap { Int($0) }
+                guard ends.count == 2 else { throw DataError.invalid("topology '\(text)': '\(pair)' is not an edge a-b") }
+                return ends
+            })
+        default:
+            throw DataError.invalid(
+                "unknown topology '\(text)' (known: ring, torus[:ROWS], complete, star, random:K[:SEED], disconnected, edges:a-b,…)")
+        }
+    }
+
+    /// Checks the topology can be built on `nodes` nodes.
+    public func validate(nodes: Int) throws {
+        _ = try Topology(self, nodes: nodes)
+    }
+}
+
+/// A built topology: neighbour lists and mixing weights.
+public struct Topology: Sendable, Equatable {
+    public let nodes: Int
+    /// Sorted neighbour ranks of each node (no self-loops, no duplicates).
+    public let neighbours: [[Int]]
+
+    public init(_ spec: TopologySpec, nodes m: Int) throws {
+        nodes = m
+        var adj = [Set<Int>](repeating: [], count: m)
+        func link(_ a: Int, _ b: Int) {
+            guard a != b else { return }
+            adj[a].insert(b)
+            adj[b].insert(a)
+        }
+        switch spec {
+        case .ring:
+            if m > 1 { for r in 0..<m { link(r, (r + 1) % m) } }
+        case .torus(let given):
+            let rows = try given ?? Topology.squarestFactor(m)
+            guard rows > 0, m % rows == 0 else {
+                throw DataError.invalid("topology torus:\(rows): \(m) nodes do not form a grid with \(rows) rows")
+            }
+            let cols = m / rows
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    let me = r * cols + c
+                    link(me, r * cols + (c + 1) % cols)
+                    link(me, ((r + 1) % rows) * cols + c)
+                }
+            }
+        case .complete:
+            for a in 0..<m { for b in (a + 1)..<max(a + 1, m) { link(a, b) } }
+        case .star:
+            for r in 1..<max(1, m) { link(0, r) }
+        case .disconnected:
+            break
+        case .randomRegular(let k, let seed):
+            guard k < m, (k * m) % 2 == 0 else {
+                throw DataError.invalid("topology random:\(k): a \(k)-regular graph on \(m) nodes needs k < m and k·m even")
+            }
+            adj = try Topology.randomRegular(nodes: m, degree: k, seed: seed)
+        case .edges(let edges):
+            for e in edges {
+                guard e.count == 2, e.allSatisfy({ $0 >= 0 && $0 < m }) else {
+                    throw DataError.invalid("topology edge \(e) names a rank outside 0..<\(m)")
+                }
+                link(e[0], e[1])
+            }
+        }
+        neighbours = adj.map { $0.sorted() }
+    }
+
+    /// Metropolis–Hastings weight of edge (i, j).
+    public func weight(_ i: Int, _ j: Int) -> Double {
+        1 / Double(1 + max(neighbours[i].count, neighbours[j].count))
+    }
+
+    /// The weight node i keeps for itself.
+    public func selfWeight(_ i: Int) -> Double {
+        1 - neighbours[i].reduce(0.0) { $0 + weight(i, $1) }
+    }
+
+    /// The full mixing matrix (row-major, m × m), for analysis and tests.
+    public var mixingMatrix: [[Double]] {
+        (0..<nodes).map { i in
+            (0..<nodes).map { j in i == j ? selfWeight(i) : (neighbours[i].contains(j) ? weight(i, j) : 0) }
+        }
+    }
+
+    /// Whether every node can reach every other.
+    public var isConnected: Bool {
+        guard nodes > 0 else { return true }
+        var seen: Set<Int> = [0], stack = [0]
+        while let v = stack.popLast() { for u in neighbours[v] where seen.insert(u).inserted { stack.append(u) } }
+        return seen.count == nodes
+    }
+
+    static func squarestFactor(_ m: Int) throws -> Int {
+        var best = 1
+        var r = 1
+        while r * r <= m { if m % r == 0 { best = r }; r += 1 }
+        return best
+    }
+
+    /// The pairing (configuration) model with restarts: deterministic for a seed.
+    static func randomRegular(nodes m: Int, degree k: Int, seed: UInt64) throws -> [Set<Int>] {
+        var rng = Xoshiro256(seed: seed, stream: 77)
+        for _ in 0..<1000 {
+            var stubs = (0..<m).flatMap { Array(repeating: $0, count: k) }
+            var adj = [Set<Int>](repeating: [], count: m)
+            var ok = true
+            // Fisher–Yates, then pair consecutive stubs.
+            for i in stride(from: stubs.count - 1, to: 0, by: -1) {
+                stubs.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+            }
+            var i = 0
+            while i < stubs.count {
+                let a = stubs[i], b = stubs[i + 1]
+                if a == b || adj[a].contains(b) { ok = false; break }
+                adj[a].insert(b)
+                adj[b].insert(a)
+                i += 2
+            }
+            if ok { return adj }
+        }
+        throw DataError.invalid("could not draw a simple \(k)-regular graph on \(m) nodes (seed \(seed))")
+    }
+}

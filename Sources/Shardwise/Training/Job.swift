@@ -1,0 +1,169 @@
+/// Where a job's data comes from.
+public enum DataSource: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// A generated problem (seeded, deterministic).
+    case synthetic(SyntheticSpec)
+    /// A file; `format` nil means "by extension". `target` names the target column (CSV/NPY) by
+    /// name or 0-based index; nil means the last column.
+    case file(path: String, format: DataFormat?, target: String?)
+
+    public var description: String {
+        switch self {
+        case .synthetic(let s): return "synthetic(\(s))"
+        case .file(let path, let format, _): return format.map { "\(path) (\($0.rawValue))" } ?? path
+        }
+    }
+}
+
+/// File formats the readers understand.
+public enum DataFormat: String, Codable, Sendable, CaseIterable {
+    case csv
+    case libsvm
+    case npy
+
+    /// The format a path's extension implies.
+    public init?(pathExtension path: String) {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".csv") || lower.hasSuffix(".tsv") || lower.hasSuffix(".txt") { self = .csv }
+        else if lower.hasSuffix(".svm") || lower.hasSuffix(".libsvm") || lower.hasSuffix(".svmlight") { self = .libsvm }
+        else if lower.hasSuffix(".npy") { self = .npy }
+        else { return nil }
+    }
+}
+
+/// Storage (and computation) precision.
+public enum Precision: String, Codable, Sendable, CaseIterable {
+    case float32
+    case float64
+}
+
+/// The step size: a fixed value, or `auto` = 1/L with L estimated by (data-parallel) power
+/// iteration.
+public enum LearningRate: Codable, Sendable, Equatable, CustomStringConvertible {
+    case auto
+    case fixed(Double)
+
+    public init(parsing text: String) throws {
+        if text == "auto" { self = .auto; return }
+        guard let v = Double(text), v > 0, v.isFinite else {
+            throw DataError.invalid("learning rate '\(text)': expected 'auto' or a positive number")
+        }
+        self = .fixed(v)
+    }
+
+    public var description: String {
+        switch self {
+        case .auto: return "auto"
+        case .fixed(let v): return "\(v)"
+        }
+    }
+}
+
+/// How each node computes and applies gradients.
+public struct OptimizerSpec: Codable, Sendable, Equatable {
+    public var learningRate: LearningRate = .auto
+    /// Heavy-ball momentum β (0 = plain gradient descent).
+    public var momentum: Double = 0
+    /// Rows per mini-batch drawn (seeded) from the node's shard; nil = full batch.
+    public var batchSize: Int? = nil
+    public init(learningRate: LearningRate = .auto, momentum: Double = 0, batchSize: Int? = nil) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.batchSize = batchSize
+    }
+}
+
+/// When training stops: after `maxIterations`, or when the gradient norm falls to `tolerance`
+/// times its initial value, whichever comes first.
+public struct StoppingRule: Codable, Sendable, Equatable {
+    public var maxIterations: Int = 1000
+    /// Relative gradient-norm tolerance |∇L(w)| ≤ tol·|∇L(w₀)|; 0 disables it.
+    public var tolerance: Double = 1e-9
+    public init(maxIterations: Int = 1000, tolerance: Double = 1e-9) {
+        self.maxIterations = maxIterations
+        self.tolerance = tolerance
+    }
+}
+
+/// Which strategy runs and with what parameters.
+public struct StrategySpec: Codable, Sendable, Equatable {
+    public var kind: StrategyKind = .mapReduce
+    /// All-reduce algorithm (AllReduceSGD, and the collective setup steps of every strategy).
+    public var allReduce: AllReduceAlgorithm = .ring
+    /// Parameter server: how many updates a worker may be ahead of the slowest (SSP). 0 is
+    /// synchronous; nil is fully asynchronous.
+    public var staleness: Int? = nil
+    /// Gossip: the communication graph.
+    public var topology: TopologySpec = .ring
+    /// Gossip: synchronous rounds, or asynchronous (each node mixes whatever has arrived).
+    public var asynchronous: Bool = false
+    public init(kind: StrategyKind = .mapReduce, allReduce: AllReduceAlgorithm = .ring, staleness: Int? = nil,
+                topology: TopologySpec = .ring, asynchronous: Bool = false) {
+        self.kind = kind
+        self.allReduce = allReduce
+        self.staleness = staleness
+        self.topology = topology
+        self.asynchronous = asynchronous
+    }
+}
+
+/// The strategies.
+public enum StrategyKind: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case mapReduce = "mapreduce"
+    case allReduce = "allreduce"
+    case parameterServer = "ps"
+    case hogwild
+    case gossip
+
+    public var description: String { rawValue }
+
+    /// Whether every iteration is a global synchronisation (the result is then independent of
+    /// timing and of how the rows were cut).
+    public var isSynchronous: Bool { self == .mapReduce || self == .allReduce }
+}
+
+/// Everything that defines a training run. Plain data: the same job runs on threads, is sent to
+/// socket processes and MPI ranks, drives the simulator, and is written into the report.
+public struct Job: Codable, Sendable, Equatable {
+    public var data: DataSource
+    public var standardize: Bool = false
+    public var precision: Precision = .float64
+    public var partitioning: Partitioning = .balanced
+    public var objective: Objective = .leastSquares
+    public var strategy: StrategySpec = StrategySpec()
+    public var optimizer: OptimizerSpec = OptimizerSpec()
+    public var codec: CodecSpec = .float64
+    public var stopping: StoppingRule = StoppingRule()
+    public var nodes: Int = 1
+    /// Seeds everything random in the run (mini-batches, random topologies, …).
+    public var seed: UInt64 = 1
+    /// Seconds any receive waits before it fails.
+    public var timeout: Double = 60
+    /// Record a trace point every this many iterations (0 = choose so that ≤ 500 points).
+    public var traceEvery: Int = 0
+    /// Compute the exact solution with LAPACK and report distances to it.
+    public var computeReference: Bool = true
+
+    public init(data: DataSource) { self.data = data }
+
+    /// Checks what can be checked without the data.
+    public func validate() throws {
+        guard nodes >= 1 else { throw DataError.invalid("--nodes must be at least 1, got \(nodes)") }
+        guard stopping.maxIterations >= 1 else {
+            throw DataError.invalid("--iterations must be at least 1, got \(stopping.maxIterations)")
+        }
+        guard stopping.tolerance >= 0 else { throw DataError.invalid("--tolerance must be ≥ 0") }
+        guard optimizer.momentum >= 0 && optimizer.momentum < 1 else {
+            throw DataError.invalid("--momentum must be in [0, 1), got \(optimizer.momentum)")
+        }
+        if let b = optimizer.batchSize, b < 1 { throw DataError.invalid("--batch-size must be ≥ 1, got \(b)") }
+        if let s = strategy.staleness, s < 0 { throw DataError.invalid("--staleness must be ≥ 0, got \(s)") }
+        guard timeout > 0 else { throw DataError.invalid("--timeout must be positive") }
+        if case .synthetic(let spec) = data { try spec.validate() }
+        try strategy.topology.validate(nodes: strategy.kind == .gossip ? nodes : max(nodes, 1))
+    }
+
+    /// Iterations between trace points.
+    public var effectiveTraceEvery: Int {
+        traceEvery > 0 ? traceEvery : max(1, stopping.maxIterations / 500)
+    }
+}

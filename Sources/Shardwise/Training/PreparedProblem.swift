@@ -1,0 +1,152 @@
+/// A job's data made ready to train: loaded, standardised if asked, cut into shards, with the exact
+/// solution beside it. Every backend starts here, so every backend trains on the same bytes.
+public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
+    public let job: Job
+    public let dataset: Dataset<Scalar>
+    public let standardization: Standardization?
+    /// w* by LAPACK (on the data as trained, i.e. standardised when asked), if computed.
+    public let reference: [Double]?
+    /// L(w*).
+    public let optimalLoss: Double?
+    /// Shards in order; rank r holds `shards[job.shardIndex(of: r)]`.
+    public let shards: [Shard<Scalar>]
+    public let setupSeconds: Double
+
+    /// Loads, standardises, shards and solves.
+    /// - Throws: `DataError` for data problems, `LinalgError` when LAPACK fails.
+    public init(job: Job, dataset loaded: Dataset<Scalar>? = nil) throws {
+        try job.validate()
+        let start = MonotonicClock.now()
+        self.job = job
+        var data = try loaded ?? DataLoader.load(job.data, as: Scalar.self)
+        if job.standardize {
+            let (s, standardised) = Standardization.fit(data)
+            standardization = s
+            data = standardised
+        } else {
+            standardization = nil
+        }
+        dataset = data
+        shards = try data.shards(job.shardCount, partitioning: job.partitioning)
+        if job.computeReference {
+            let w = try job.objective.exactSolution(data)
+            reference = w
+            optimalLoss = Self.loss(of: w, on: data, objective: job.objective)
+        } else {
+            reference = nil
+            optimalLoss = nil
+        }
+        setupSeconds = MonotonicClock.now() - start
+    }
+
+    /// The shard rank `r` trains on (empty for a rank that holds none).
+    public func shard(for rank: Int) -> Shard<Scalar> {
+        if let k = job.shardIndex(of: rank) { return shards[k] }
+        return Shard.empty(index: -1, features: dataset.features)
+    }
+
+    /// The node for rank `comm.rank`.
+    public func node(comm: any Communicator, options: RunOptions = RunOptions()) -> Node<Scalar> {
+        let recorder = Recorder(rank: comm.rank, traceEvery: job.effectiveTraceEvery,
+                                onProgress: options.onProgress)
+        return Node(comm: comm, shard: shard(for: comm.rank), job: job, totalRows: dataset.rows,
+                    reference: reference, initialModel: options.initialModel, recorder: recorder)
+    }
+
+    /// L(w) and ∇L(w) on the full data.
+    static func evaluate(_ w: [Double], on data: Dataset<Scalar>, objective: Objective,
+                         kernel: GradientKernel<Scalar>? = nil) -> (loss: Double, gradientNorm: Double) {
+        let k = kernel ?? GradientKernel(x: data.x.view, y: data.y[...], link: objective.link)
+        let ws = w.map { Scalar($0) }
+        var g = [Scalar](repeating: 0, count: ws.count)
+        let e = k.gradientSum(w: ws, into: &g)
+        ws.withUnsafeBufferPointer { wp in
+            g.withUnsafeMutableBufferPointer { gp in
+                objective.finishGradient(gp.baseAddress!, w: wp.baseAddress!, count: ws.count, rows: data.rows)
+            }
+        }
+        return (objective.finishLoss(e.lossSum, rows: data.rows, w: ws), euclideanNorm(g))
+    }
+
+    static func loss(of w: [Double], on data: Dataset<Scalar>, objective: Objective) -> Double {
+        evaluate(w, on: data, objective: objective).loss
+    }
+
+    /// Builds the report from every node's outcome (metrics filled in by the backend).
+    public func report(outcomes: [NodeOutcome], backend: String, seconds: Double) -> TrainingReport {
+        let sorted = outcomes.sorted { $0.rank < $1.rank }
+        let kernel = GradientKernel(x: dataset.x.view, y: dataset.y[...], link: job.objective.link)
+        // The trace: group every node's recorded models by iteration; several models at one
+        // iteration (gossip replicas) are averaged and their spread is the consensus distance.
+        var byIteration: [Int: [(time: Double, model: [Double])]] = [:]
+        for o in sorted { for p in o.trace { if let m = p.model { byIteration[p.iteration, default: []].append((p.time, m)) } } }
+        var trace: [IterationRecord] = []
+        for iteration in byIteration.keys.sorted() {
+            let entries = byIteration[iteration]!
+            let (mean, consensus) = Self.average(entries.map(\.model))
+            let (loss, norm) = Self.evaluate(mean, on: dataset, objective: job.objective, kernel: kernel)
+            trace.append(IterationRecord(
+                iteration: iteration, time: entries.map(\.time).max() ?? 0, loss: loss, gradientNorm: norm,
+                relativeDistance: reference.map { relativeDistanceToReference(mean, $0) },
+                lossGap: optimalLoss.map { loss - $0 }, consensusDistance: entries.count > 1 ? consensus : nil))
+        }
+        // The final model: the average of every node's model for gossip, else the monitor's.
+        let monitor = sorted.first { $0.stopReason != nil } ?? sorted[0]
+        let finalModels = job.strategy.kind == .gossip ? sorted.compactMap(\.model) : [monitor.model ?? []]
+        let (model, consensus) = Self.average(finalModels)
+        let (loss, norm) = Self.evaluate(model, on: dataset, objective: job.objective, kernel: kernel)
+        var staleness: [Int: Int] = [:]
+        for o in sorted { for (s, c) in o.staleness { staleness[s, default: 0] += c } }
+        let perNode = sorted.map { o in
+            NodeReport(rank: o.rank, role: o.role, rows: o.rows, iterations: o.iterations,
+                       computeSeconds: o.metrics.computeSeconds, communicationSeconds: o.metrics.communicationSeconds,
+                       waitingSeconds: o.metrics.waitingSeconds, bytesSent: o.metrics.bytesSent,
+                       bytesReceived: o.metrics.bytesReceived, messagesSent: o.metrics.messagesSent,
+                       messagesReceived: o.metrics.messagesReceived, gradients: o.metrics.gradients,
+                       bytesSentTo: o.metrics.bytesSentTo, notes: o.notes)
+        }
+        var originalScale: [Double]?
+        if let s = standardization {
+            originalScale = s.originalCoefficients(model)
+            if s.constantColumns.isEmpty { originalScale!.append(s.originalIntercept(model)) }
+        }
+        return TrainingReport(
+            job: job, backend: backend, nodes: job.nodes, precision: Scalar.precisionName,
+            stopReason: monitor.stopReason ?? .maxIterations, iterations: monitor.iterations,
+            learningRate: monitor.learningRate, seconds: seconds, setupSeconds: setupSeconds,
+            model: model, originalScaleModel: originalScale, reference: reference,
+            finalLoss: loss, optimalLoss: optimalLoss, finalGradientNorm: norm,
+            relativeDistance: reference.map { relativeDistanceToReference(model, $0) },
+            consensusDistance: finalModels.count > 1 ? consensus : nil,
+            trace: trace, perNode: perNode, staleness: staleness,
+            totalBytesSent: perNode.reduce(0) { $0 + $1.bytesSent },
+            totalMessages: perNode.reduce(0) { $0 + $1.messagesSent },
+            speedup: nil, notes: sorted.flatMap(\.notes))
+    }
+
+    /// Mean of models and √(1/m·Σ|xᵢ − x̄|²).
+    static func average(_ models: [[Double]]) -> (mean: [Double], spread: Double) {
+        guard let first = models.first else { return ([], 0) }
+        var mean = [Double](repeating: 0, count: first.count)
+        for m in models { for j in mean.indices { mean[j] += m[j] } }
+        for j in mean.indices { mean[j] /= Double(models.count) }
+        var spread = 0.0
+        for m in models { for j in mean.indices { let e = m[j] - mean[j]; spread += e * e } }
+        return (mean, (spread / Double(models.count)).squareRoot())
+    }
+}
+
+/// Monotonic seconds, for wall-clock measurements.
+public enum MonotonicClock {
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

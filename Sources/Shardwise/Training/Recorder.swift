@@ -1,0 +1,57 @@
+import Synchronization
+
+/// One point of a node's trace: where the model was at an iteration, and what the node knew then.
+public struct TracePoint: Codable, Sendable, Equatable {
+    public var iteration: Int
+    /// Seconds since the start (virtual in the simulator).
+    public var time: Double
+    /// The model at this point (before the iteration's update), for exact offline evaluation.
+    public var model: [Double]?
+    /// What the node measured online, when it could (e.g. the full gradient's norm in synchronous
+    /// strategies; an estimate in asynchronous ones).
+    public var gradientNorm: Double?
+
+    public init(iteration: Int, time: Double, model: [Double]? = nil, gradientNorm: Double? = nil) {
+        self.iteration = iteration
+        self.time = time
+        self.model = model
+        self.gradientNorm = gradientNorm
+    }
+}
+
+/// A line of live progress, as the monitor node sees it.
+public struct Progress: Sendable {
+    public var rank: Int
+    public var iteration: Int
+    public var maxIterations: Int
+    public var time: Double
+    public var loss: Double?
+    public var gradientNorm: Double?
+    public var distance: Double?
+}
+
+/// Collects one node's trace, staleness and progress. A node writes to its own recorder only.
+public final class Recorder: @unchecked Sendable {
+    public let rank: Int
+    public let traceEvery: Int
+    public private(set) var points: [TracePoint] = []
+    /// Staleness of each applied update → how many updates had it.
+    public private(set) var staleness: [Int: Int] = [:]
+    /// Called with progress (the CLI prints it); may be nil.
+    public var onProgress: (@Sendable (Progress) -> Void)?
+
+    public init(rank: Int, traceEvery: Int, onProgress: (@Sendable (Progress) -> Void)? = nil) {
+        self.rank = rank
+        self.traceEvery = max(1, traceEvery)
+        self.onProgress = onProgress
+    }
+
+    /// Whether iteration `k` is a trace point.
+    public func wants(_ iteration: Int) -> Bool { iteration % traceEvery == 0 }
+
+    public func record(_ point: TracePoint) { points.append(point) }
+
+    public func recordStaleness(_ s: Int) { staleness[s, default: 0] += 1 }
+
+    public func progress(_ p: Progress) { onProgress?(p) }
+}

@@ -1,0 +1,4 @@
+import Shardwise
+
+// Placeholder: this backend is being built (see the open issue).
+enum _ShardwiseSocketsPlaceholder {}
