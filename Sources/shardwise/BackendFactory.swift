@@ -1,0 +1,25 @@
+import ArgumentParser
+import Shardwise
+import ShardwiseThreads
+
+/// Where the nodes run.
+enum BackendChoice: String, ExpressibleByArgument, CaseIterable {
+    /// Threads of this process, sharing memory.
+    case threads
+    /// Local processes of this binary talking TCP on loopback.
+    case sockets
+    /// Simulated nodes on a virtual clock.
+    case simulation
+    /// MPI ranks under mpirun (needs the MPI trait).
+    case mpi
+}
+
+/// The backend for a choice. Each backend's module adds its case here.
+func makeBackend(_ choice: BackendChoice) throws -> any Backend {
+    switch choice {
+    case .threads:
+        return ThreadsBackend()
+    case .sockets, .simulation, .mpi:
+        throw ValidationError("--backend \(choice.rawValue) is not available in this build yet")
+    }
+}
