@@ -1,0 +1,181 @@
+/// Reads the sparse LIBSVM / SVMlight text format into a dense dataset.
+///
+/// Each line is `label index:value index:value …` with 1-based, strictly increasing indices;
+/// absent indices are zeros. A `qid:N` pair (SVMlight ranking) is ignored, and so is everything
+/// after `#`; blank and comment-only lines are skipped. The feature count is the largest index
+/// seen, unless `features` fixes it (as scikit-learn's `n_features` does, so that a test file
+/// that happens to lack the last feature gets the same width as its training file).
+///
+/// ```swift
+/// let data = try LIBSVMReader.read(path: "a9a.svm")
+/// ```
+///
+/// Errors name the file and the line: `a9a.svm:line 12: feature indices must increase: 3 after 5`.
+public enum LIBSVMReader {
+    /// The largest dense matrix a file may expand to (2³¹ elements, 16 GiB of `Double`): an index
+    /// typed with a few extra digits should not take the machine's memory with it.
+    public static let maxDenseElements = 1 << 31
+
+    /// Reads a LIBSVM/SVMlight file.
+    ///
+    /// - Parameters:
+    ///   - features: the number of features; an index above it is an error. `nil` uses the largest
+    ///     index in the file.
+    public static func read(path: String, features: Int? = nil) throws -> Dataset<Double> {
+        let file = try ReaderFile(path: path)
+        return try parse(source: file, name: path, features: features)
+    }
+
+    /// Parses LIBSVM text held in memory; `source` is the name used in messages.
+    public static func parse(text: String, source: String = "memory", features: Int? = nil) throws -> Dataset<Double> {
+        try parse(source: MemoryBytes(Array(text.utf8)), name: source, features: features)
+    }
+
+    static func parse(
+        source: some ChunkSource, name: String, features: Int?, chunkSize: Int = 1 << 20
+    ) throws -> Dataset<Double> {
+        if let features, features < 0 { throw DataError.invalid("feature count must be non-negative, got \(features)") }
+        let scope = NumericLocaleScope()
+        defer { scope.end() }
+
+        // Sparse rows first (CSR), since the width is known only at the end.
+        var labels: [Double] = []
+        var rowEnds: [Int] = []
+        var indices: [Int32] = []
+        var values: [Double] = []
+        var widest = 0, widestLine = 0
+
+        let lines = RecordSplitter(source: source, quoting: false, chunkSize: chunkSize)
+        while let (line, number) = try lines.next() {
+            var end = line.count
+            if let hash = line.firstIndex(of: UInt8(ascii: "#")) { end = hash }
+            var tokenIndex = 0
+            var previous = 0
+            var i = 0
+            while i < end {
+                while i < end && isSpace(line[i]) { i += 1 }
+                guard i < end else { break }
+                let tokenStart = i
+                var colon = -1
+                while i < end && !isSpace(line[i]) {
+                    if line[i] == UInt8(ascii: ":") && colon < 0 { colon = i }
+                    i += 1
+                }
+                let token = UnsafeBufferPointer(rebasing: line[tokenStart..<i])
+                defer { tokenIndex += 1 }
+
+                if tokenIndex == 0 {
+                    switch DecimalParser.parse(token) {
+                    case .value(let v): labels.append(v)
+                    case .nonFinite: throw DataError.nonFinite(file: name, location: "line \(number), label")
+                    case .notANumber:
+                        throw DataError.malformed(file: name, location: "line \(number)",
+                                                  message: "'\(text(token))' is not a label; expected a number first on the line")
+                    }
+                    continue
+                }
+                guard colon >= 0 else {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "'\(text(token))' is not an index:value pair")
+                }
+                let key = UnsafeBufferPointer(rebasing: line[tokenStart..<colon])
+                let valueBytes = UnsafeBufferPointer(rebasing: line[(colon + 1)..<i])
+                if text(key) == "qid" { continue }
+                guard let index = integer(key) else {
+                    throw DataError.malformed(
+                        file: name, location: "line \(number)",
+                        message: "'\(text(key))' in '\(text(token))' is not a feature index; expected a positive integer")
+                }
+                guard index >= 1 else {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature index \(index) is not allowed: indices start at 1")
+                }
+                guard index <= Int(Int32.max) else {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature index \(index) is too large")
+                }
+                guard index > previous else {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature indices must increase: \(index) after \(previous)")
+                }
+                if let features, index > features {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature index \(index) exceeds the \(features) features expected")
+                }
+                let value: Double
+                switch DecimalParser.parse(valueBytes) {
+                case .value(let v): value = v
+                case .nonFinite: throw DataError.nonFinite(file: name, location: "line \(number), feature \(index)")
+                case .notANumber:
+                    throw DataError.malformed(
+                        file: name, location: "line \(number)",
+                        message: "'\(text(valueBytes))' in '\(text(token))' is not a number")
+                }
+                previous = index
+                if index > widest { widest = index; widestLine = number }
+                indices.append(Int32(index))
+                values.append(value)
+            }
+            if tokenIndex > 0 { rowEnds.append(indices.count) }
+        }
+
+        guard !labels.isEmpty else {
+            throw DataError.malformed(file: name, location: "line 1",
+                                      message: "no data; expected lines of 'label index:value …'")
+        }
+        let d = features ?? widest
+        guard d > 0 else {
+            throw DataError.malformed(file: name, location: "line 1",
+                                      message: "no index:value pairs in the file; expected at least one feature")
+        }
+        let n = labels.count
+        let (cells, overflow) = n.multipliedReportingOverflow(by: d)
+        guard !overflow && cells <= maxDenseElements else {
+            throw DataError.malformed(
+                file: name, location: "line \(widestLine)",
+                message: "index \(d) makes the dense matrix \(n) × \(d), more than the \(maxDenseElements) elements allowed")
+        }
+        var x = Matrix<Double>(rows: n, columns: d)
+        x.withUnsafeMutableBufferPointer { out in
+            var k = 0
+            for r in 0..<n {
+                let rowBase = r * d
+                while k < rowEnds[r] {
+                    out[rowBase + Int(indices[k]) - 1] = values[k]
+                    k += 1
+                }
+            }
+        }
+        return Dataset(x: x, y: labels, featureNames: nil, source: name)
+    }
+
+    @inline(__always)
+    private static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0D }
+
+    private static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        let s = String(decoding: bytes, as: UTF8.self)
+        return s.count > 40 ? String(s.prefix(40)) + "…" : s
+    }
+
+    /// An optionally signed decimal integer, nil when malformed or beyond `Int`.
+    private static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = 0
+        var negative = false
+        if i < bytes.count && (bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+")) {
+            negative = bytes[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        guard i < bytes.count else { return nil }
+        var value = 0
+        while i < bytes.count {
+            let d = bytes[i] &- UInt8(ascii: "0")
+            guard d < 10 else { return nil }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(Int(d))
+            guard !o1 && !o2 else { return nil }
+            value = sum
+            i += 1
+        }
+        return negative ? -value : value
+    }
+}
