@@ -36,6 +36,7 @@ public final class MPIWorld: @unchecked Sendable {
     /// Serialises MPI calls (see the type's discussion).
     let lock = Mutex<Void>(())
     private let finalized = Atomic<Bool>(false)
+    private let aborting = Atomic<Bool>(false)
 
     private static let shared = Mutex<MPIWorld?>(nil)
 
@@ -48,8 +49,18 @@ public final class MPIWorld: @unchecked Sendable {
             }
             let made = try MPIWorld()
             world = made
+            atexit(exitNotice)
             return made
         }
+    }
+
+    /// Runs at `exit()`: a rank that leaves without MPI_Finalize (and without aborting the job on
+    /// purpose) says so, naming itself — mpirun's own message names only "[[job,1],1]".
+    private static let exitNotice: @convention(c) () -> Void = {
+        guard let world = shared.withLock({ $0 }),
+              !world.finalized.load(ordering: .acquiring), !world.aborting.load(ordering: .acquiring) else { return }
+        let line = "Error: rank \(world.rank) of \(world.size) (\(world.processorName)): exiting before the MPI run finished (without MPI_Finalize)\n"
+        _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
     }
 
     /// Whether this process runs under an MPI launcher (mpirun, srun): OpenMPI, MPICH, Intel MPI
@@ -122,6 +133,7 @@ public final class MPIWorld: @unchecked Sendable {
     /// Ends the whole MPI job (every rank) with `code`: what a rank does when it fails, so the
     /// others do not wait for it until their timeouts.
     public func abort(code: Int32 = 1) -> Never {
+        aborting.store(true, ordering: .releasing)
         _ = MPI_Abort(comm, code)
         exit(code)
     }
