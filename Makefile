@@ -30,9 +30,11 @@ test: setup-mpi
 test-core: setup
 	$(SWIFT) test
 
-## Benchmarks (package-benchmark, nested package in Benchmarks/).
+## Benchmarks (package-benchmark, nested package in Benchmarks/), then the bandwidth summary table
+## (GB/s, ratios to the memory-read probe, the issues' bars). BENCH_ARGS passes options, e.g. --filter.
 bench: setup
-	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress $(BENCH_ARGS)
+	cd Benchmarks && $(SWIFT) run -c release BenchSummary
 
 clean:
 	rm -rf .build .build-* Benchmarks/.build

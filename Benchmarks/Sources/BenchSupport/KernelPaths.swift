@@ -1,0 +1,27 @@
+import Shardwise
+
+/// The kernels the benchmarks compare, all on the same X.
+public enum KernelName: String, CaseIterable, Sendable {
+    case probe = "read probe"
+    case fused = "fused gemv"
+    case twoPass = "two-pass gemv"
+}
+
+/// Shapes of the kernel benchmark.
+public let kernelShapes: [(rows: Int, columns: Int)] = [(200_000, 500), (1_000_000, 100)]
+
+/// One fixture alive at a time (each X is 400–800 MB), rebuilt when another is asked for.
+public enum FixtureCache {
+    nonisolated(unsafe) static var current: (key: String, value: AnyObject)?
+
+    public static func kernel<S: BLASScalar>(_: S.Type, rows: Int, columns: Int) -> KernelFixture<S> {
+        let key = "\(S.precisionName) \(rows)×\(columns)"
+        if let c = current, c.key == key, let f = c.value as? KernelFixture<S> { return f }
+        current = nil
+        let f = KernelFixture<S>(rows: rows, columns: columns)
+        current = (key, f)
+        return f
+    }
+
+    public static func clear() { current = nil }
+}
