@@ -1,7 +1,88 @@
 import ArgumentParser
+import Foundation
+import Logging
+import Shardwise
+import ShardwiseSockets
 
-// Placeholder: replaced by the backend that provides this command in the same change set.
+/// What `launch` can start. (`mpi` joins here: `case mpi` and a branch in `LaunchCommand.run`.)
+enum LaunchBackendChoice: String, ExpressibleByArgument, CaseIterable {
+    /// Local processes of this binary, TCP on loopback.
+    case sockets
+}
+
 struct LaunchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "launch", abstract: "(not built yet)")
-    func run() async throws { throw ValidationError("'launch' is not available in this build yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "launch",
+        abstract: "Start the nodes of a distributed run on this machine and print the result.",
+        discussion: """
+            Spawns --nodes processes of this binary (`shardwise node`) on 127.0.0.1 with an \
+            ephemeral port and a fresh shared secret, waits for them, and prints the summary \
+            rank 0 produced. A node that dies ends a synchronous run with an error naming it; \
+            with --checkpoint the last good model is on disk for --resume.
+
+            Examples:
+              shardwise launch --nodes 4 --strategy allreduce --allreduce ring
+              shardwise launch --nodes 4 --strategy ps --staleness 2 --report ps.json
+              shardwise launch --nodes 2 --checkpoint ck.json   # then: --resume ck.json
+            """
+    )
+
+    @Option(help: "Transport: sockets.")
+    var backend: LaunchBackendChoice = .sockets
+
+    @OptionGroup var options: JobOptions
+
+    @Option(help: ArgumentHelp("Write the full report (JSON) here.", valueName: "file"))
+    var report: String?
+
+    @Option(help: ArgumentHelp("Rank 0 writes the last good model here as training goes.", valueName: "file"))
+    var checkpoint: String?
+
+    @Option(help: "Iterations between checkpoints.")
+    var checkpointEvery = 10
+
+    @Option(help: ArgumentHelp("Start from the model of a checkpoint file.", valueName: "file"))
+    var resume: String?
+
+    @Option(help: "Log level of the nodes (their lines are shown prefixed with the rank).")
+    var logLevel: Logger.Level = .warning
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func run() async throws {
+        let job = try options.makeJob(defaultNodes: 2)
+        let printer = ProgressPrinter(quiet: quiet)
+        let result: TrainingReport
+        switch backend {
+        case .sockets:
+            var launcher = LocalLauncher(executable: try currentExecutable())
+            launcher.logLevel = logLevel.rawValue
+            launcher.checkpointPath = checkpoint
+            launcher.checkpointEvery = checkpointEvery
+            if let resume { launcher.initialModel = try Checkpoint.load(resume).model }
+            var backend = SocketsBackend(executable: launcher.executable)
+            backend.launcher = launcher
+            do {
+                result = try await backend.run(job, options: RunOptions(onProgress: printer.callback()))
+                printer.finish()
+            } catch {
+                printer.finish()
+                throw error
+            }
+        }
+        print(summary(result), terminator: "")
+        if let report {
+            try writeJSON(result, to: report)
+            print("report: \(report)")
+        }
+    }
+}
+
+/// This binary's path (the launcher starts more of it).
+func currentExecutable() throws -> String {
+    if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+    let arg0 = CommandLine.arguments[0]
+    if arg0.contains("/") { return URL(fileURLWithPath: arg0).standardizedFileURL.path }
+    throw ValidationError("cannot find this executable's path to start the nodes")
 }

@@ -1,7 +1,165 @@
 import ArgumentParser
+import Foundation
+import Logging
+import Shardwise
+import ShardwiseSockets
 
-// Placeholder: replaced by the backend that provides this command in the same change set.
+/// The transports a hand-started node can use. (`mpi` joins here: `case mpi` and a branch in
+/// `NodeCommand.run`.)
+enum NodeBackendChoice: String, ExpressibleByArgument, CaseIterable {
+    /// TCP through SwiftNIO, rendezvous at `--coordinator`.
+    case sockets
+}
+
+/// Log levels as flags.
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Sets up swift-log once per process: stderr, the given level.
+func bootstrapLogging(_ level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = level
+        return h
+    }
+}
+
 struct NodeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "node", abstract: "(not built yet)")
-    func run() async throws { throw ValidationError("'node' is not available in this build yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run one node of a distributed run (every node runs the same job).",
+        discussion: """
+            Rank 0 listens on --coordinator; the other ranks join it there, authenticate with the \
+            shared secret (SHARDWISE_SECRET or --secret-file), learn the peer table and train. \
+            Rank 0 collects every node's outcome and writes the report.
+
+            Example, two terminals on one host:
+              export SHARDWISE_SECRET=$(openssl rand -hex 32)
+              shardwise node --rank 0 --size 2 --coordinator 127.0.0.1:29500 --job job.json --report r.json
+              shardwise node --rank 1 --size 2 --coordinator 127.0.0.1:29500 --job job.json
+            """
+    )
+
+    @Option(help: "Transport: sockets.")
+    var backend: NodeBackendChoice = .sockets
+
+    @Option(help: "This node's rank, 0 ≤ rank < size.")
+    var rank: Int
+
+    @Option(help: "Number of nodes.")
+    var size: Int
+
+    @Option(help: ArgumentHelp("Rank 0's address: rank 0 listens there, the others join it.", valueName: "host:port"))
+    var coordinator: String
+
+    @Option(help: ArgumentHelp("The job (JSON, as written by --report or launch).", valueName: "file"))
+    var job: String
+
+    @Option(help: ArgumentHelp("Rank 0: write the report (JSON) here.", valueName: "file"))
+    var report: String?
+
+    @Option(help: ArgumentHelp("Rank 0: write the last good model here (atomically) as training goes.", valueName: "file"))
+    var checkpoint: String?
+
+    @Option(help: "Iterations between checkpoints.")
+    var checkpointEvery = 10
+
+    @Option(help: ArgumentHelp("Start from the model of a checkpoint file (every node needs it).", valueName: "file"))
+    var resume: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .warning
+
+    @Option(help: ArgumentHelp("Read the shared secret from this file instead of SHARDWISE_SECRET.", valueName: "file"))
+    var secretFile: String?
+
+    @Option(help: ArgumentHelp("Address to accept data links on (ranks > 0). Loopback by default; a LAN address for multi-host runs.", valueName: "host"))
+    var bind = "127.0.0.1"
+
+    @Option(help: ArgumentHelp("Rank 0: write the port it bound here (with --coordinator HOST:0).", valueName: "file"))
+    var portFile: String?
+
+    @Option(help: "Largest message accepted, in bytes.")
+    var maxFrameBytes: Int = 512 << 20
+
+    @Option(help: "OpenBLAS threads (1 when several nodes share a machine; default: OpenBLAS's choice).")
+    var blasThreads: Int?
+
+    @Flag(help: "Rank 0: print progress lines on stdout (for `launch`).")
+    var progressLines = false
+
+    func validate() throws {
+        guard size >= 1 else { throw ValidationError("--size must be at least 1") }
+        guard (0..<size).contains(rank) else { throw ValidationError("--rank must be in 0..<\(size), got \(rank)") }
+        _ = try parseAddress(coordinator)
+        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        if maxFrameBytes < 1024 || maxFrameBytes > Int(UInt32.max) { throw ValidationError("--max-frame-bytes must be in 1 KiB … 4 GiB") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        if let blasThreads { BLASThreading.set(threads: blasThreads) }
+        let job = try loadJob(self.job)
+        guard job.nodes == size else {
+            throw ValidationError("the job is for \(job.nodes) nodes but --size is \(size)")
+        }
+        switch backend {
+        case .sockets:
+            try await runSockets(job)
+        }
+    }
+
+    private func runSockets(_ job: Job) async throws {
+        let (host, port) = try parseAddress(coordinator)
+        var config = SocketConfiguration(
+            rank: rank, size: size, coordinatorHost: host, coordinatorPort: port, bindHost: bind,
+            secret: try SharedSecret.load(file: secretFile), jobID: SocketNode.jobID(job), timeout: job.timeout,
+            portFile: portFile, logger: Logger(label: "shardwise.node"))
+        config.maximumFrameBytes = maxFrameBytes
+        var node = SocketNode(job: job, configuration: config)
+        node.checkpointPath = checkpoint
+        node.checkpointEvery = checkpointEvery
+        if let resume { node.initialModel = try Checkpoint.load(resume).model }
+        if progressLines {
+            let throttle = ProgressThrottle()
+            node.onProgress = { p in
+                if throttle.due(p) { FileHandle.standardOutput.write(Data((ProgressLine.format(p) + "\n").utf8)) }
+            }
+        }
+        do {
+            if let result = try await node.run(), let report {
+                try writeJSON(result, to: report)
+            }
+        } catch {
+            // One line that names the rank (the launcher shows it), then a failing exit.
+            printError("Error: rank \(rank): \(error)")
+            throw ExitCode(3)
+        }
+    }
+}
+
+/// At most ten progress lines a second (and always the last iteration).
+final class ProgressThrottle: @unchecked Sendable {
+    private var last = 0.0
+    func due(_ p: TrainingProgress) -> Bool {
+        let now = MonotonicClock.now()
+        guard now - last >= 0.1 || p.iteration + 1 >= p.maxIterations else { return false }
+        last = now
+        return true
+    }
+}
+
+/// "host:port" (IPv6 as "[::1]:port").
+func parseAddress(_ text: String) throws -> (host: String, port: Int) {
+    var host = text, portText = ""
+    if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+        host = String(text[text.index(after: text.startIndex)..<close])
+        portText = String(text[text.index(after: close)...].dropFirst())
+    } else if let colon = text.lastIndex(of: ":") {
+        host = String(text[..<colon])
+        portText = String(text[text.index(after: colon)...])
+    }
+    guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else {
+        throw ValidationError("'\(text)' is not host:port")
+    }
+    return (host, port)
 }

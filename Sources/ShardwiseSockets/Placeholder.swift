@@ -1,4 +1,0 @@
-import Shardwise
-
-// Placeholder: this backend is being built (see the open issue).
-enum _ShardwiseSocketsPlaceholder {}

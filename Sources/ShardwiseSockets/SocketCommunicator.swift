@@ -1,0 +1,572 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Shardwise
+import Synchronization
+
+/// How one node of a socket run connects.
+public struct SocketConfiguration: Sendable {
+    public var rank: Int
+    public var size: Int
+    /// Where rank 0 listens and the others join (rank 0 binds it; port 0 = any free port).
+    public var coordinatorHost: String
+    public var coordinatorPort: Int
+    /// Where ranks other than 0 accept data links (loopback by default; port 0 = any).
+    public var bindHost: String
+    public var secret: SharedSecret
+    /// Names the run: a node of another job is refused at the handshake.
+    public var jobID: String
+    /// Receive timeout, and the deadline of the rendezvous and of the shutdown exchange.
+    public var timeout: Double
+    /// Seconds a new connection has to authenticate.
+    public var handshakeTimeout: Double = 10
+    /// Largest payload accepted after authentication.
+    public var maximumFrameBytes: Int = FrameHeader.defaultMaximum
+    /// Rank 0 writes the port it actually bound here (so a launcher can use port 0).
+    public var portFile: String?
+    public var logger: Logger
+
+    public init(rank: Int, size: Int, coordinatorHost: String = "127.0.0.1", coordinatorPort: Int,
+                bindHost: String = "127.0.0.1", secret: SharedSecret, jobID: String, timeout: Double,
+                portFile: String? = nil, logger: Logger = Logger(label: "shardwise.sockets")) {
+        self.rank = rank
+        self.size = size
+        self.coordinatorHost = coordinatorHost
+        self.coordinatorPort = coordinatorPort
+        self.bindHost = bindHost
+        self.secret = secret
+        self.jobID = jobID
+        self.timeout = timeout
+        self.portFile = portFile
+        self.logger = logger
+    }
+}
+
+/// Errors of the socket backend itself (the communication errors are `CommunicationError`s).
+public enum SocketError: Error, CustomStringConvertible {
+    /// A bad option or environment (no secret, bad address).
+    case configuration(String)
+    /// The rendezvous did not complete.
+    case rendezvous(String)
+    /// A node's process failed; the launcher names which and how.
+    case runFailed(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let s): return s
+        case .rendezvous(let s): return "rendezvous failed: \(s)"
+        case .runFailed(let s): return s
+        }
+    }
+}
+
+/// Where a rank accepts data links.
+struct PeerAddress: Codable, Sendable {
+    var rank: Int
+    var host: String
+    var port: Int
+}
+
+/// A `Communicator` over TCP, built on SwiftNIO.
+///
+/// - Rendezvous (torchrun-like): rank 0 listens on the coordinator address; every other rank
+///   binds its own listener, joins the coordinator over an authenticated control connection,
+///   announces its port, and receives the peer table once all have joined.
+/// - Data links are opened as the strategy needs them: the first `send` to a peer connects to it,
+///   authenticates, and from then on carries this node's messages to that peer, one way (the
+///   peer's messages to us come over its own link). So a client-server strategy makes a star,
+///   ring all-reduce a ring, gossip its graph; nobody pays for a full mesh. One connection per
+///   (sender, receiver) keeps messages of one sender in order.
+/// - One event-loop thread per node does the I/O *and* runs the node's strategy (through
+///   `executor`): a message that arrives resumes the waiting receive on the same thread, without a
+///   cross-thread wake-up. The BLAS kernel then also runs on that thread; while it computes, the
+///   kernel's socket buffers hold what arrives.
+/// - Failures: a connection that closes without a goodbye marks its peer lost; rank 0 tells every
+///   rank when a node's control connection drops. Receives from a lost peer throw `.peerLost`
+///   (after the messages it sent before dying); every receive has a timeout. Sends to a lost peer
+///   are dropped (the loss is reported where it matters: at the receive that would wait for it).
+/// - Metrics count bytes on the wire: payload plus the 24-byte frame header.
+public final class SocketCommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    public let size: Int
+    public var backendName: String { "sockets" }
+    public let metrics: NodeMetrics
+    public var defaultTimeout: Double { configuration.timeout }
+    public var sharedMemory: SharedMemory? { nil }
+    public var now: Double { MonotonicClock.now() - start }
+
+    let configuration: SocketConfiguration
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let loop: any EventLoop
+    /// Runs the node's async code on the I/O thread (see the type's discussion).
+    public let executor: EventLoopTaskExecutor
+    private let start = MonotonicClock.now()
+    let mailbox: SocketMailbox
+    /// The last iteration the monitor completed (-1 = none yet), for error messages.
+    let lastIteration = IterationCounter()
+
+    private enum Link {
+        case idle
+        case connecting([ByteBuffer])
+        case ready(any Channel)
+        case lost
+    }
+
+    private struct State {
+        var links: [Link]
+        var peers: [PeerAddress] = []
+        var listener: (any Channel)?
+        /// Rank 0: every rank's control connection; others: [0] = the coordinator.
+        var control: [Int: any Channel] = [:]
+        /// Inbound data links (kept to close them at the end).
+        var inbound: [Int: any Channel] = [:]
+        /// Peers that said goodbye: their connections closing is not a loss.
+        var departed: Set<Int> = []
+        var joined: [Int: PeerAddress] = [:]
+        var finished = false
+        var rendezvous: EventLoopPromise<Void>?
+    }
+    private let state: Mutex<State>
+
+    /// Internal tags for control messages that travel through the mailbox (outcomes, done).
+    static let outcomeTag = Tag(0xFFFF_FF01)
+    static let doneTag = Tag(0xFFFF_FF02)
+
+    private init(configuration: SocketConfiguration) {
+        self.configuration = configuration
+        rank = configuration.rank
+        size = configuration.size
+        var logger = configuration.logger
+        logger[metadataKey: "rank"] = "\(configuration.rank)"
+        self.logger = logger
+        metrics = NodeMetrics(worldSize: configuration.size)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+        executor = EventLoopTaskExecutor(loop)
+        state = Mutex(State(links: Array(repeating: .idle, count: configuration.size)))
+        let iteration = lastIteration
+        mailbox = SocketMailbox(rank: configuration.rank) {
+            let k = iteration.value.load(ordering: .relaxed)
+            return k < 0 ? "during setup, before iteration 0" : "during iteration \(k + 1), after iteration \(k) completed"
+        }
+    }
+
+    /// Joins the run: binds, authenticates with the coordinator, learns the peer table.
+    /// Returns once every rank has joined, or throws after `configuration.timeout` seconds.
+    public static func rendezvous(_ configuration: SocketConfiguration) async throws -> SocketCommunicator {
+        guard configuration.size >= 1, (0..<configuration.size).contains(configuration.rank) else {
+            throw SocketError.configuration("rank \(configuration.rank) is not in a world of \(configuration.size)")
+        }
+        let comm = SocketCommunicator(configuration: configuration)
+        do {
+            try await comm.join()
+        } catch {
+            await comm.close()
+            throw error
+        }
+        return comm
+    }
+
+    /// Records the monitor's progress (error messages name the iteration).
+    public func noteIteration(_ iteration: Int) {
+        lastIteration.value.store(iteration, ordering: .relaxed)
+    }
+
+    // MARK: - Rendezvous
+
+    private func join() async throws {
+        let c = configuration
+        let promise = loop.makePromise(of: Void.self)
+        state.withLock { $0.rendezvous = promise }
+        let timer = loop.scheduleTask(in: .nanoseconds(Int64(c.timeout * 1e9))) { [self] in
+            let missing = state.withLock { s in (1..<max(size, 1)).filter { s.joined[$0] == nil } }
+            let what = rank == 0 ? "ranks \(missing) did not join within \(c.timeout) s"
+                : "no peer table from the coordinator \(c.coordinatorHost):\(c.coordinatorPort) within \(c.timeout) s"
+            promise.fail(SocketError.rendezvous(what))
+        }
+        defer { timer.cancel() }
+        // Every rank listens: rank 0 on the coordinator address, the others on any port of bindHost.
+        let host = rank == 0 ? c.coordinatorHost : c.bindHost
+        let port = rank == 0 ? c.coordinatorPort : 0
+        let listener: any Channel
+        do {
+            listener = try await serverBootstrap().bind(host: host, port: port).get()
+        } catch {
+            throw SocketError.rendezvous("cannot listen on \(host):\(port): \(error)")
+        }
+        let boundPort = listener.localAddress?.port ?? port
+        state.withLock { $0.listener = listener }
+        logger.debug("listening on \(host):\(boundPort)")
+        if rank == 0 {
+            if let file = c.portFile {
+                try "\(boundPort)\n".write(toFile: file + ".tmp", atomically: false, encoding: .utf8)
+                guard rename(file + ".tmp", file) == 0 else { throw SocketError.configuration("cannot write --port-file \(file)") }
+            }
+            state.withLock { $0.joined[0] = PeerAddress(rank: 0, host: c.coordinatorHost, port: boundPort) }
+            if size == 1 { promise.succeed(()) } else { loop.execute { [self] in completeRendezvousIfReady() } }
+        } else {
+            try await connectToCoordinator(listenPort: boundPort, deadline: MonotonicClock.now() + c.timeout)
+        }
+        try await promise.futureResult.get()
+        logger.debug("rendezvous complete: \(size) ranks")
+    }
+
+    /// Connects to the coordinator, retrying (it may not be listening yet) until `deadline`.
+    private func connectToCoordinator(listenPort: Int, deadline: Double) async throws {
+        let c = configuration
+        var delay = 0.01
+        while true {
+            do {
+                _ = try await clientBootstrap(peer: 0, purpose: .join, listenPort: listenPort)
+                    .connect(host: c.coordinatorHost, port: c.coordinatorPort).get()
+                return
+            } catch {
+                if MonotonicClock.now() + delay > deadline {
+                    throw SocketError.rendezvous("cannot reach the coordinator at \(c.coordinatorHost):\(c.coordinatorPort): \(error)")
+                }
+                logger.trace("coordinator not reachable yet (\(error)); retrying in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                delay = min(delay * 2, 0.5)
+            }
+        }
+    }
+
+    private func completeRendezvousIfReady() {
+        let ready: (table: [PeerAddress], controls: [any Channel], promise: EventLoopPromise<Void>?)? = state.withLock { s in
+            guard s.joined.count == size, s.peers.isEmpty else { return nil }
+            s.peers = (0..<size).map { s.joined[$0]! }
+            let p = s.rendezvous
+            s.rendezvous = nil
+            return (s.peers, Array(s.control.values), p)
+        }
+        guard let ready else { return }
+        let payload = Handshake.encode(ready.table)
+        for ch in ready.controls { write(ch, .peers, payload: payload) }
+        ready.promise?.succeed(())
+    }
+
+    // MARK: - Bootstraps
+
+    private func serverBootstrap() -> ServerBootstrap {
+        ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try addHandlers(channel, role: .acceptor) }
+            }
+    }
+
+    private func clientBootstrap(peer: Int, purpose: ConnectionPurpose, listenPort: Int) -> ClientBootstrap {
+        ClientBootstrap(group: loop)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
+            .connectTimeout(.seconds(max(1, Int64(configuration.handshakeTimeout))))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try addHandlers(channel, role: .connector(peer: peer, purpose: purpose, listenPort: listenPort))
+                }
+            }
+    }
+
+    private func addHandlers(_ channel: any Channel, role: ConnectionHandler.Role) throws {
+        let decoder = FrameDecoder(logger: logger)
+        try channel.pipeline.syncOperations.addHandler(decoder)
+        try channel.pipeline.syncOperations.addHandler(ConnectionHandler(role: role, node: self, decoder: decoder))
+    }
+
+    // MARK: - Events from connections (on the event loop)
+
+    /// Why a hello must be refused (nil = admit).
+    func admissionProblem(_ hello: Handshake.Hello) -> String? {
+        guard hello.jobID == configuration.jobID else {
+            return "a node of another job (\(hello.jobID), expected \(configuration.jobID))"
+        }
+        guard hello.size == size else { return "world size \(hello.size), expected \(size)" }
+        guard (0..<size).contains(hello.rank), hello.rank != rank else { return "invalid rank \(hello.rank)" }
+        if hello.purpose == .join {
+            guard rank == 0 else { return "only rank 0 accepts joins" }
+            return state.withLock { s in
+                s.control[hello.rank] != nil ? "rank \(hello.rank) has already joined" : (s.finished ? "the run is over" : nil)
+            }
+        }
+        return state.withLock { $0.inbound[hello.rank] != nil ? "rank \(hello.rank) already has a data link here" : nil }
+    }
+
+    func accepted(_ hello: Handshake.Hello, channel: any Channel, remote: SocketAddress?) {
+        switch hello.purpose {
+        case .join:
+            let host = remote?.ipAddress ?? configuration.coordinatorHost
+            let late: [PeerAddress]? = state.withLock { s in
+                s.control[hello.rank] = channel
+                s.joined[hello.rank] = PeerAddress(rank: hello.rank, host: host, port: hello.listenPort)
+                return s.peers.isEmpty ? nil : s.peers
+            }
+            logger.debug("rank \(hello.rank) joined from \(host), data port \(hello.listenPort)")
+            if let late { write(channel, .peers, payload: Handshake.encode(late)) } else { completeRendezvousIfReady() }
+        case .data:
+            state.withLock { $0.inbound[hello.rank] = channel }
+            logger.trace("data link from rank \(hello.rank) accepted")
+        }
+    }
+
+    func connected(peer: Int, purpose: ConnectionPurpose, channel: any Channel) {
+        switch purpose {
+        case .join:
+            state.withLock { $0.control[0] = channel }
+            logger.debug("joined the coordinator")
+        case .data:
+            let queued: [ByteBuffer] = state.withLock { s in
+                guard case .connecting(let q) = s.links[peer] else { return [] }
+                s.links[peer] = .ready(channel)
+                return q
+            }
+            for b in queued { channel.write(b, promise: nil) }
+            channel.flush()
+            logger.trace("data link to rank \(peer) ready (\(queued.count) queued messages sent)")
+        }
+    }
+
+    func connectionFailed(peer: Int, purpose: ConnectionPurpose, reason: String) {
+        if purpose == .data { lose(peer, reason: "cannot open a data link to it: \(reason)") }
+        // A failed join is retried by `connectToCoordinator` (its connect future fails).
+    }
+
+    func connectionClosed(peer: Int, purpose: ConnectionPurpose) {
+        let (finished, departed) = state.withLock { s in
+            if purpose == .data {
+                if s.inbound[peer] != nil { s.inbound[peer] = nil }
+                if case .ready = s.links[peer] { s.links[peer] = .idle }
+            } else {
+                s.control[peer] = nil
+            }
+            return (s.finished, s.departed.contains(peer))
+        }
+        if finished || departed { return }
+        let what = purpose == .join ? (rank == 0 ? "its control connection" : "the coordinator connection") : "a data link"
+        lose(peer, reason: "\(what) closed (process died?)")
+    }
+
+    func received(_ frame: Frame, from peer: Int, purpose: ConnectionPurpose, channel: any Channel) {
+        switch frame.type {
+        case .data:
+            mailbox.deliver(Message(source: peer, tag: Tag(frame.tag), payload: frame.payload))
+        case .peers where purpose == .join && rank != 0:
+            guard let table = Handshake.decode([PeerAddress].self, frame.payload), table.count == size else {
+                logger.error("malformed peer table from the coordinator")
+                return
+            }
+            let promise: EventLoopPromise<Void>? = state.withLock { s in
+                s.peers = table
+                // Rank 0's address as this node reached it (the coordinator may not know its own).
+                s.peers[0].host = configuration.coordinatorHost
+                let p = s.rendezvous
+                s.rendezvous = nil
+                return p
+            }
+            promise?.succeed(())
+        case .lost where purpose == .join && rank != 0:
+            if let note = Handshake.decode(LostNote.self, frame.payload) { lose(note.rank, reason: note.reason, relay: false) }
+        case .outcome where purpose == .join && rank == 0:
+            mailbox.deliver(Message(source: peer, tag: Self.outcomeTag, payload: frame.payload))
+        case .done where purpose == .join && rank != 0:
+            state.withLock { $0.finished = true }
+            mailbox.deliver(Message(source: 0, tag: Self.doneTag, payload: []))
+        case .abort where purpose == .join:
+            let reason = String(decoding: frame.payload, as: UTF8.self)
+            if rank == 0 {
+                lose(peer, reason: "it failed: \(reason)")
+            } else {
+                logger.debug("the coordinator stopped the run: \(reason)")
+                mailbox.cancel(reason: "rank 0 stopped the run: \(reason)")
+            }
+        case .goodbye:
+            state.withLock { _ = $0.departed.insert(peer) }
+        default:
+            logger.warning("ignoring an unexpected \(frame.type) frame from rank \(peer)")
+        }
+    }
+
+    struct LostNote: Codable { var rank: Int; var reason: String }
+
+    /// Marks `peer` lost; rank 0 tells everyone else.
+    private func lose(_ peer: Int, reason: String, relay: Bool = true) {
+        guard !mailbox.isLost(peer) else { return }
+        let others: [any Channel] = state.withLock { s in
+            if case .connecting = s.links[peer] { s.links[peer] = .lost }
+            if case .ready = s.links[peer] { s.links[peer] = .lost }
+            s.links[peer] = .lost
+            return rank == 0 && relay ? s.control.filter { $0.key != peer }.map(\.value) : []
+        }
+        logger.warning("lost rank \(peer): \(reason)")
+        mailbox.markLost(peer, reason: reason)
+        let note = Handshake.encode(LostNote(rank: peer, reason: "rank 0 reports: \(reason)"))
+        for ch in others { write(ch, .lost, payload: note) }
+    }
+
+    private func write(_ channel: any Channel, _ type: FrameType, tag: UInt32 = 0, payload: [UInt8]) {
+        channel.writeAndFlush(FrameWriter.buffer(type, tag: tag, payload: payload, allocator: channel.allocator), promise: nil)
+    }
+
+    // MARK: - Communicator
+
+    public func send(_ payload: [UInt8], to destination: Int, tag: Tag) async throws {
+        try checkRank(destination)
+        let t0 = now
+        if destination == rank {
+            mailbox.deliver(Message(source: rank, tag: tag, payload: payload))
+            metrics.recordSend(bytes: payload.count, to: destination, seconds: now - t0)
+            return
+        }
+        let buffer = FrameWriter.buffer(.data, tag: tag.rawValue, payload: payload, allocator: allocator)
+        let bytes = buffer.readableBytes
+        enum Action { case write(any Channel), connect, queued, drop }
+        let action: Action = state.withLock { s in
+            switch s.links[destination] {
+            case .ready(let ch): return .write(ch)
+            case .connecting(var q):
+                s.links[destination] = .idle
+                q.append(buffer)
+                s.links[destination] = .connecting(q)
+                return .queued
+            case .idle:
+                s.links[destination] = .connecting([buffer])
+                return .connect
+            case .lost:
+                return .drop
+            }
+        }
+        switch action {
+        case .write(let ch): ch.writeAndFlush(buffer, promise: nil)
+        case .connect: openLink(to: destination)
+        case .queued: break
+        case .drop: logger.debug("dropping a message to lost rank \(destination)")
+        }
+        metrics.recordSend(bytes: bytes, to: destination, seconds: now - t0)
+    }
+
+    private let allocator = ByteBufferAllocator()
+
+    private func openLink(to peer: Int) {
+        guard let address = state.withLock({ $0.peers.count > peer ? $0.peers[peer] : nil }) else {
+            lose(peer, reason: "no address for it (send before the rendezvous completed?)")
+            return
+        }
+        clientBootstrap(peer: peer, purpose: .data, listenPort: 0)
+            .connect(host: address.host, port: address.port)
+            .whenFailure { [self] error in
+                lose(peer, reason: "cannot connect to \(address.host):\(address.port): \(error)")
+            }
+    }
+
+    public func receive(from source: Source, tag: Tag, timeout: Double?) async throws -> Message {
+        if case .rank(let r) = source { try checkRank(r) }
+        if let m = try mailbox.take(from: source, tag: tag) {
+            metrics.recordReceive(bytes: m.payload.count + FrameHeader.size, waited: 0, seconds: 0)
+            return m
+        }
+        let t0 = now
+        let m = try await mailbox.wait(from: source, tag: tag, timeout: timeout ?? defaultTimeout, loop: loop)
+        metrics.recordReceive(bytes: m.payload.count + FrameHeader.size, waited: now - t0, seconds: 0)
+        return m
+    }
+
+    public func poll(from source: Source, tag: Tag) async throws -> Message? {
+        if case .rank(let r) = source { try checkRank(r) }
+        let m = try mailbox.take(from: source, tag: tag)
+        if let m { metrics.recordReceive(bytes: m.payload.count + FrameHeader.size, waited: 0, seconds: 0) }
+        return m
+    }
+
+    public func compute<R>(_ work: ComputeWork, _ body: () throws -> R) async rethrows -> R {
+        let t0 = MonotonicClock.now()
+        let r = try body()
+        metrics.recordCompute(seconds: MonotonicClock.now() - t0)
+        return r
+    }
+
+    // MARK: - End of the run
+
+    /// Ranks that are lost, with the reason.
+    public var lostPeers: [Int: String] { mailbox.lostPeers }
+
+    /// A rank other than 0 hands its outcome (any bytes) to the coordinator, then waits for the
+    /// coordinator's "done" so that no connection closes while others may still need it.
+    public func finishAsWorker(outcome: [UInt8]) async throws {
+        precondition(rank != 0)
+        guard let control = state.withLock({ $0.control[0] }) else {
+            throw CommunicationError.peerLost(rank: rank, peer: 0, reason: "no connection to the coordinator")
+        }
+        write(control, .outcome, payload: outcome)
+        _ = try await mailbox.wait(from: .rank(0), tag: Self.doneTag, timeout: configuration.timeout, loop: loop)
+    }
+
+    /// Rank 0 collects every other live rank's outcome (within the timeout), then tells everyone
+    /// the run is done. Returns outcomes by rank; lost ranks are missing.
+    public func finishAsCoordinator() async throws -> [Int: [UInt8]] {
+        precondition(rank == 0)
+        var outcomes: [Int: [UInt8]] = [:]
+        let deadline = now + configuration.timeout
+        while outcomes.count + mailbox.lostPeers.keys.filter({ outcomes[$0] == nil }).count < size - 1 {
+            do {
+                let m = try await mailbox.wait(from: .any, tag: Self.outcomeTag, timeout: max(0.001, deadline - now), loop: loop)
+                outcomes[m.source] = m.payload
+            } catch CommunicationError.peerLost {
+                continue
+            }
+        }
+        let controls: [any Channel] = state.withLock { s in
+            s.finished = true
+            return Array(s.control.values)
+        }
+        for ch in controls { write(ch, .done, payload: []) }
+        return outcomes
+    }
+
+    /// Tells the others this node failed (rank 0: stops the run everywhere).
+    public func abort(reason: String) {
+        let controls: [any Channel] = state.withLock { s in
+            s.finished = true
+            return Array(s.control.values)
+        }
+        for ch in controls { write(ch, .abort, payload: Array(reason.utf8)) }
+    }
+
+    /// Closes every connection (after a goodbye, so no peer mistakes it for a death) and stops
+    /// the I/O thread.
+    public func close() async {
+        let (listener, channels): ((any Channel)?, [any Channel]) = state.withLock { s in
+            s.finished = true
+            var all: [any Channel] = Array(s.control.values) + Array(s.inbound.values)
+            for case .ready(let ch) in s.links { all.append(ch) }
+            let l = s.listener
+            s.listener = nil
+            return (l, all)
+        }
+        for ch in channels where ch.isActive { write(ch, .goodbye, payload: []) }
+        try? await listener?.close().get()
+        for ch in channels { try? await ch.close().get() }
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// A `TaskExecutor` that runs jobs on a NIO event loop, so that async code (a node's strategy) and
+/// the loop's I/O share one thread: a resumed receive is a task on the same loop, not a wake-up of
+/// another thread.
+public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+    let loop: any EventLoop
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
+}
+
+/// The last iteration the monitor completed, shared with the mailbox's error messages.
+final class IterationCounter: Sendable {
+    let value = Atomic<Int>(-1)
+}

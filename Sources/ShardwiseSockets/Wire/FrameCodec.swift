@@ -1,0 +1,132 @@
+import Logging
+import NIOCore
+
+/// Turns a TCP byte stream into `Frame`s.
+///
+/// Each payload is copied exactly once, from the read buffer straight into an array of its final
+/// size (allocated when the header arrives), with the checksum computed during that copy. The
+/// maximum payload starts at `FrameHeader.handshakeMaximum` and is raised by the connection
+/// handler once the peer has authenticated. Any violation — bad magic, version, type, header CRC,
+/// payload checksum, or an oversized length — is logged with the remote address and closes the
+/// connection; nothing is thrown into the pipeline and the node carries on.
+final class FrameDecoder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = Frame
+
+    private enum State {
+        case header
+        /// The payload array has its final size from the start; `filled` bytes are in.
+        case payload(FrameHeader, [UInt8], filled: Int, FrameChecksum.State)
+        case failed
+    }
+
+    private var state = State.header
+    private var headerBytes = [UInt8]()
+    var maximumLength: Int
+    let logger: Logger
+
+    init(maximumLength: Int = FrameHeader.handshakeMaximum, logger: Logger) {
+        self.maximumLength = maximumLength
+        self.logger = logger
+        headerBytes.reserveCapacity(FrameHeader.size)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        while buffer.readableBytes > 0 {
+            switch state {
+            case .failed:
+                return
+            case .header:
+                let k = min(FrameHeader.size - headerBytes.count, buffer.readableBytes)
+                headerBytes.append(contentsOf: buffer.readBytes(length: k)!)
+                guard headerBytes.count == FrameHeader.size else { continue }
+                let parsed = headerBytes.withUnsafeBytes { b in
+                    Result { () throws(FrameError) in try FrameHeader.parse(b, maximumLength: maximumLength) }
+                }
+                guard case .success(let header) = parsed else {
+                    if case .failure(let error) = parsed { fail(context: context, error) }
+                    return
+                }
+                headerBytes.removeAll(keepingCapacity: true)
+                if header.length == 0 {
+                    guard deliver(context: context, header, [], FrameChecksum.State()) else { return }
+                } else {
+                    // Bytes are written before they are read: no need to zero them first.
+                    let payload = [UInt8](unsafeUninitializedCapacity: header.length) { _, n in n = header.length }
+                    state = .payload(header, payload, filled: 0, FrameChecksum.State())
+                }
+            case .payload(let header, var payload, let filled, var sum):
+                state = .header   // drop our reference so `payload` stays uniquely owned (no copy on write)
+                let k = min(header.length - filled, buffer.readableBytes)
+                buffer.readWithUnsafeReadableBytes { src in
+                    payload.withUnsafeMutableBytes { dst in
+                        sum.copy(from: UnsafeRawBufferPointer(rebasing: src[0..<k]),
+                                 to: UnsafeMutableRawBufferPointer(rebasing: dst[filled..<(filled + k)]))
+                    }
+                    return k
+                }
+                if filled + k == header.length {
+                    guard deliver(context: context, header, payload, sum) else { return }
+                } else {
+                    state = .payload(header, payload, filled: filled + k, sum)
+                }
+            }
+        }
+    }
+
+    /// Checks the payload's checksum and passes the frame on; false when the connection failed.
+    private func deliver(context: ChannelHandlerContext, _ header: FrameHeader, _ payload: [UInt8],
+                         _ sum: FrameChecksum.State) -> Bool {
+        let actual = sum.value
+        guard actual == header.checksum else {
+            fail(context: context, .badPayloadChecksum(expected: header.checksum, actual: actual))
+            return false
+        }
+        state = .header
+        context.fireChannelRead(wrapInboundOut(Frame(type: header.type, tag: header.tag, payload: payload)))
+        if case .failed = state { return false }
+        return true
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch state {
+        case .payload(let header, _, let filled, _):
+            logger.warning("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
+                           metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        case .header where !headerBytes.isEmpty:
+            logger.warning("closing connection: \(FrameError.truncated(received: headerBytes.count, expected: FrameHeader.size))",
+                           metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        default:
+            break
+        }
+        state = .failed
+        context.fireChannelInactive()
+    }
+
+    /// Stops decoding (the connection handler refused the peer).
+    func stop() { state = .failed }
+
+    private func fail(context: ChannelHandlerContext, _ error: FrameError) {
+        state = .failed
+        logger.warning("refusing connection: \(error)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+}
+
+/// Builds frames straight into NIO buffers: one allocation and one pass over the payload (copy and
+/// checksum together).
+enum FrameWriter {
+    static func buffer(_ type: FrameType, tag: UInt32 = 0, payload: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: FrameHeader.size + payload.count)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameHeader.size + payload.count) { out in
+            let sum = payload.withUnsafeBytes { p in
+                FrameChecksum.copy(from: p, to: UnsafeMutableRawBufferPointer(rebasing: out[FrameHeader.size..<(FrameHeader.size + p.count)]))
+            }
+            FrameHeader(type: type, tag: tag, length: payload.count, checksum: sum).write(to: out)
+            return FrameHeader.size + payload.count
+        }
+        return buffer
+    }
+}
