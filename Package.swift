@@ -80,6 +80,13 @@ let package = Package(
             ]
         ),
 
+        // MARK: - Examples (compiled by every build, so they stay correct)
+        .executableTarget(
+            name: "EmbeddingExample",
+            dependencies: ["Shardwise", "ShardwiseThreads"],
+            path: "Examples/EmbeddingExample"
+        ),
+
         // MARK: - Tests
         .target(
             name: "_TestSupport",
@@ -90,6 +97,7 @@ let package = Package(
         .testTarget(name: "ShardwiseThreadsTests", dependencies: ["ShardwiseThreads", "_TestSupport"]),
         .testTarget(name: "ShardwiseSocketsTests", dependencies: ["ShardwiseSockets", "_TestSupport"]),
         .testTarget(name: "ShardwiseSimulationTests", dependencies: ["ShardwiseSimulation", "_TestSupport"]),
-        .testTarget(name: "ShardwiseMPITests", dependencies: ["ShardwiseMPI", "_TestSupport"]),
+        // Runs the built `shardwise` under real mpirun (with the trait) and compares with threads.
+        .testTarget(name: "ShardwiseMPITests", dependencies: ["ShardwiseMPI", "ShardwiseThreads", "_TestSupport"]),
     ]
 )

@@ -36,9 +36,49 @@ public struct ThreadsBackend: Backend {
         if m > 1 { BLASThreading.set(threads: 1) }
         defer { BLASThreading.set(threads: previousThreads) }
 
+        let strategy = job.strategy.kind.makeStrategy()
+        var seconds = 0.0
+        var comms: [any Communicator] = []
+        var outcomes = try await Self.spmd(size: m, timeout: job.timeout, cores: cores) { comm in
+            problem.node(comm: comm, options: comm.rank == 0 ? options : RunOptions(initialModel: options.initialModel))
+        } body: { node in
+            try await strategy.run(node)
+        } finished: { allComms, elapsed in
+            comms = allComms
+            seconds = elapsed
+        }
+        for i in outcomes.indices { outcomes[i].metrics = comms[outcomes[i].rank].metrics.snapshot }
+        return problem.report(outcomes: outcomes, backend: name, seconds: seconds)
+    }
+
+    /// Runs an SPMD program: `body` on `size` nodes, each on its own thread with its own
+    /// communicator, and returns every node's result in rank order. The first failure cancels the
+    /// other nodes (their pending receives fail at once) and is rethrown.
+    ///
+    /// ```swift
+    /// let sums = try await ThreadsBackend.spmd(size: 4) { comm in
+    ///     var v = [Double(comm.rank)]
+    ///     try await comm.allReduce(&v, algorithm: .ring, codec: CodecSpec.float64.makeCodec())
+    ///     return v[0]
+    /// }   // [6, 6, 6, 6]
+    /// ```
+    public static func spmd<T: Sendable>(
+        size: Int, timeout: Double = 60, cores: Int = ProcessorCount.online,
+        _ body: @escaping @Sendable (any Communicator) async throws -> T
+    ) async throws -> [T] {
+        try await spmd(size: size, timeout: timeout, cores: cores, prepare: { $0 }, body: body, finished: { _, _ in })
+    }
+
+    static func spmd<Context: Sendable, T: Sendable>(
+        size m: Int, timeout: Double, cores: Int,
+        prepare: (any Communicator) -> Context,
+        body: @escaping @Sendable (Context) async throws -> T,
+        finished: ([any Communicator], Double) -> Void
+    ) async throws -> [T] {
+        precondition(m >= 1, "an SPMD run needs at least one node")
         let fabric = InMemoryFabric(size: m)
         let memory = InMemorySharedMemory()
-        let comms = (0..<m).map { InMemoryCommunicator(rank: $0, fabric: fabric, timeout: job.timeout, sharedMemory: memory) }
+        let comms = (0..<m).map { InMemoryCommunicator(rank: $0, fabric: fabric, timeout: timeout, sharedMemory: memory) }
         let spin: UInt64 = m <= cores ? 200_000 : 0
         let threads = (0..<m).map { NodeThread(name: "node-\($0)", spinNanoseconds: spin) }
         threads.forEach { $0.start() }
@@ -47,33 +87,30 @@ public struct ThreadsBackend: Backend {
             fabric.stopWatchdog()
             threads.forEach { $0.stop() }
         }
-        let strategy = job.strategy.kind.makeStrategy()
-        let nodes = comms.map { problem.node(comm: $0, options: $0.rank == 0 ? options : RunOptions(initialModel: options.initialModel)) }
+        let contexts = comms.map { prepare($0) }
         let start = fabric.now
-        var outcomes: [NodeOutcome] = []
+        var results = [T?](repeating: nil, count: m)
         var firstError: (any Error)?
-        await withTaskGroup(of: Result<NodeOutcome, any Error>.self) { group in
-            for (r, node) in nodes.enumerated() {
+        await withTaskGroup(of: (Int, Result<T, any Error>).self) { group in
+            for r in 0..<m {
+                let context = contexts[r]
                 group.addTask(executorPreference: threads[r]) {
-                    do { return .success(try await strategy.run(node)) } catch { return .failure(error) }
+                    do { return (r, .success(try await body(context))) } catch { return (r, .failure(error)) }
                 }
             }
-            for await result in group {
+            for await (r, result) in group {
                 switch result {
-                case .success(let o): outcomes.append(o)
+                case .success(let value): results[r] = value
                 case .failure(let e):
-                    // The first real failure ends the run; the others are its echoes.
-                    if firstError == nil || (firstError is CommunicationError && Self.isEcho(firstError!)) && !Self.isEcho(e) {
-                        firstError = e
-                    }
-                    fabric.cancel(reason: "another node failed: \(e)")
+                    // The first real failure ends the run; the cancellations it causes are echoes.
+                    if firstError == nil || (isEcho(firstError!) && !isEcho(e)) { firstError = e }
+                    fabric.cancel(reason: "rank \(r) failed: \(e)")
                 }
             }
         }
-        let seconds = fabric.now - start
+        finished(comms, fabric.now - start)
         if let firstError { throw firstError }
-        for i in outcomes.indices { outcomes[i].metrics = comms[outcomes[i].rank].metrics.snapshot }
-        return problem.report(outcomes: outcomes, backend: name, seconds: seconds)
+        return results.map { $0! }
     }
 
     private static func isEcho(_ e: any Error) -> Bool {

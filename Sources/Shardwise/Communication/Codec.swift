@@ -132,7 +132,7 @@ public final class VectorCodec: @unchecked Sendable {
         case .float16: try HalfCoding.decode(bytes, brain: false, into: out)
         case .bfloat16: try HalfCoding.decode(bytes, brain: true, into: out)
         case .int8(let chunk): try Int8Coding.decode(bytes, chunk: chunk, into: out)
-        case .topK: try TopKCoding.decode(bytes, into: out)
+        case .topK(let f): try TopKCoding.decode(bytes, fraction: f, into: out)
         }
     }
 

@@ -125,13 +125,13 @@ enum TopKCoding {
         return out
     }
 
-    static func decode<Scalar: BLASScalar>(_ bytes: [UInt8], into out: UnsafeMutableBufferPointer<Scalar>) throws {
+    static func decode<Scalar: BLASScalar>(_ bytes: [UInt8], fraction: Double, into out: UnsafeMutableBufferPointer<Scalar>) throws {
         guard bytes.count >= 4 else { throw CommunicationError.badPayload("top-k payload shorter than its count") }
         func u32(_ p: Int) -> UInt32 {
             UInt32(bytes[p]) | UInt32(bytes[p + 1]) << 8 | UInt32(bytes[p + 2]) << 16 | UInt32(bytes[p + 3]) << 24
         }
         let k = Int(u32(0))
-        guard bytes.count == 4 + 8 * k, k <= out.count else {
+        guard bytes.count == 4 + 8 * k, k <= out.count, k == kept(count: out.count, fraction: fraction) else {
             throw CommunicationError.badPayload(
                 "top-k payload of \(bytes.count) bytes does not hold \(k) entries for a vector of \(out.count)")
         }

@@ -59,7 +59,7 @@ public struct Standardization: Codable, Sendable, Equatable {
             shift += out[j] * means[j]
         }
         if let c = constantColumns.first, means[c] != 0 {
-            out[c] = (w[c] - shift) / means[c]
+            out[c] = w[c] - shift / means[c]
         }
         return out
     }

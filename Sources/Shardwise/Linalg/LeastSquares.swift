@@ -12,7 +12,7 @@ public enum LinalgError: Error, CustomStringConvertible, Equatable {
         case .lapack(let routine, let info) where info < 0:
             return "LAPACK \(routine) rejected its argument \(-info) (info = \(info)); this is a bug in Shardwise"
         case .lapack(let routine, let info) where routine.hasSuffix("gels"):
-            return "LAPACK \(routine) failed: the matrix does not have full rank (diagonal element \(info) of R is zero); use the SVD solver (gelsd) for rank-deficient data"
+            return "LAPACK \(routine) failed: the matrix does not have full column rank (diagonal element \(info) of R is zero to working precision); use the SVD solver (gelsd) for rank-deficient data"
         case .lapack(let routine, let info):
             return "LAPACK \(routine) failed: the SVD did not converge (\(info) off-diagonal elements did not reach zero)"
         case .shapeMismatch(let what):
@@ -82,9 +82,20 @@ public enum LeastSquares {
                     Scalar.gels(m: m, n: d, nrhs: 1, a: ap.baseAddress!, lda: d, b: bp.baseAddress!, ldb: 1)
                 }
             }
-            if info > 0 && method == nil {
+            // dgels reports only an exactly zero diagonal of R; a numerically zero one is caught
+            // here, by the ratio of the smallest to the largest |R_ii| (R is A's upper triangle).
+            var deficient = info > 0 ? info : 0
+            if info == 0 && m >= d {
+                let diag = (0..<d).map { abs(Double(a[$0 * d + $0])) }
+                let largest = diag.max() ?? 0
+                let threshold = largest * Double(Scalar.ulpOfOne) * Double(max(m, d)) * 10
+                if let j = diag.firstIndex(where: { $0 <= threshold }) { deficient = j + 1 }
+            }
+            if deficient > 0 && method == nil {
                 chosen = .svd
                 (a, b) = buildSystem()
+            } else if deficient > 0 {
+                throw LinalgError.lapack(routine: Scalar.self == Float.self ? "sgels" : "dgels", info: deficient)
             } else if info != 0 {
                 throw LinalgError.lapack(routine: Scalar.self == Float.self ? "sgels" : "dgels", info: info)
             }

@@ -63,7 +63,7 @@ public struct Gossip: Strategy {
                 let consensus = max(0, v[2 * d] / Double(m) - mean.reduce(0.0) { $0 + $1 * $1 }).squareRoot()
                 let norm = euclideanNorm(meanGradient)
                 if node.rank == 0 {
-                    node.recorder.progress(Progress(rank: 0, iteration: iteration, maxIterations: node.job.stopping.maxIterations,
+                    node.recorder.progress(TrainingProgress(rank: 0, iteration: iteration, maxIterations: node.job.stopping.maxIterations,
                                                     time: comm.now, loss: nil, gradientNorm: norm,
                                                     distance: node.reference.map { relativeDistanceToReference(mean, $0) }))
                 }

@@ -6,10 +6,15 @@ import Synchronization
 ///
 /// Needs memory shared by all nodes: backends without it (sockets, MPI) refuse it by name.
 ///
-/// Each update applies node k's contribution η·(X_kᵀ(X_k w − y_k) + λ·n_k·w)/n, so one update per
-/// node moves w as far as one synchronous step. An iteration (round) is m updates; the shared
-/// version counter counts updates. Rank 0 watches the sum of the latest gradients every node
-/// published and raises the shared stop flag when it is small enough or the budget is spent.
+/// With full-shard gradients, plain Hogwild is incremental gradient descent, whose constant step
+/// leaves it O(η) away from w* (each node pulls towards its own shard's optimum). So, as in
+/// lock-free asynchronous SAGA (Leblond, Pedregosa & Lacoste-Julien, 2017), every node publishes
+/// its latest gradient sum in shared memory and each update applies the sum of the latest
+/// published gradients: w ← w − (η/m)·(Σ_k g_k/n + λw), written unlocked entry by entry. At a
+/// fixed point every published gradient was taken at w*, so the constant step converges exactly,
+/// and m updates move w about as far as one synchronous step. An iteration (round) is m updates;
+/// the shared version counter counts updates. Rank 0 checks the published sum once per round and
+/// raises the shared stop flag when it is small enough or the budget is spent.
 public struct Hogwild: Strategy {
     public var kind: StrategyKind { .hogwild }
     public var requiresSharedMemory: Bool { true }
@@ -35,8 +40,9 @@ public struct Hogwild: Strategy {
         }
         try await comm.barrier()
 
-        let eta = learningRate / Double(max(rowsPerStep, 1))
-        let lambdaRows = Scalar(node.objective.lambda * Double(local.rowsPerStep))
+        let invRows = Scalar(1 / Double(max(rowsPerStep, 1)))
+        let lambda = Scalar(node.objective.lambda)
+        let step = Scalar(learningRate / Double(m))
         let budget = node.job.stopping.maxIterations * m
         var monitor = ConvergenceMonitor(node.job.stopping)
         var stop: StopReason?
@@ -49,12 +55,14 @@ public struct Hogwild: Strategy {
             // Read w as it is (other nodes may be writing it).
             for j in 0..<d { w[j] = shared.base[j] }
             _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: w, into: &g) }
-            // Publish my gradient, then write my step into the shared w, entry by entry, unlocked.
+            // Publish my gradient, then write the step along the sum of the latest published
+            // gradients into the shared w, entry by entry, unlocked.
             let mine = published.base + node.rank * d
-            let step = Scalar(eta)
+            for j in 0..<d { mine[j] = g[j] }
             for j in 0..<d {
-                mine[j] = g[j]
-                shared.base[j] -= step * (g[j] + lambdaRows * w[j])
+                var sum: Scalar = 0
+                for r in 0..<m { sum += published.base[r * d + j] }
+                shared.base[j] -= step * (sum * invRows + lambda * shared.base[j])
             }
             updates += 1
             let version = shared.version.add(1, ordering: .relaxed).newValue

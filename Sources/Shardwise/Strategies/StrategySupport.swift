@@ -145,7 +145,7 @@ extension Node {
             recorder.record(TracePoint(iteration: iteration, time: comm.now, model: w.map(Double.init),
                                        gradientNorm: gradientNorm))
         }
-        recorder.progress(Progress(rank: rank, iteration: iteration, maxIterations: job.stopping.maxIterations,
+        recorder.progress(TrainingProgress(rank: rank, iteration: iteration, maxIterations: job.stopping.maxIterations,
                                    time: comm.now, loss: loss, gradientNorm: gradientNorm,
                                    distance: relativeDistance(w)))
     }

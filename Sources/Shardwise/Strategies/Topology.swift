@@ -1,9 +1,11 @@
 /// The communication graph of decentralised (gossip) training, and its mixing matrix.
 ///
-/// Mixing weights are Metropolis–Hastings: W_ij = 1/(1 + max(deg i, deg j)) for each edge and
-/// W_ii = 1 − Σ_j W_ij, which is symmetric and doubly stochastic for any undirected graph, so the
-/// average of the replicas is preserved by every gossip round and a connected graph drives them to
-/// consensus at a rate set by the spectral gap of W.
+/// Mixing weights are lazy Metropolis–Hastings: W_ij = ½·1/(1 + max(deg i, deg j)) for each edge
+/// and W_ii = 1 − Σ_j W_ij. W is symmetric and doubly stochastic for any undirected graph, so the
+/// average of the replicas is preserved by every gossip round, and a connected graph drives them
+/// to consensus at a rate set by the spectral gap of W. The laziness (the ½, i.e. (I + W_MH)/2)
+/// puts W's eigenvalues in [0, 1]: without it, an eigenvalue near −1 (a 2-node or bipartite graph)
+/// combined with a step η ≈ 1/L makes the disagreement between replicas grow instead of decay.
 public enum TopologySpec: Codable, Sendable, Equatable, Hashable, CustomStringConvertible {
     case ring
     /// A 2-D torus, rows × columns = nodes; nil picks the most square factorisation.
@@ -120,9 +122,9 @@ public struct Topology: Sendable, Equatable {
         neighbours = adj.map { $0.sorted() }
     }
 
-    /// Metropolis–Hastings weight of edge (i, j).
+    /// Lazy Metropolis–Hastings weight of edge (i, j).
     public func weight(_ i: Int, _ j: Int) -> Double {
-        1 / Double(1 + max(neighbours[i].count, neighbours[j].count))
+        0.5 / Double(1 + max(neighbours[i].count, neighbours[j].count))
     }
 
     /// The weight node i keeps for itself.

@@ -13,10 +13,10 @@ public protocol Backend: Sendable {
 /// Options of a run that are not part of the job (they do not change the result).
 public struct RunOptions: Sendable {
     /// Progress of the monitor node (the CLI's progress line).
-    public var onProgress: (@Sendable (Progress) -> Void)?
+    public var onProgress: (@Sendable (TrainingProgress) -> Void)?
     /// A model to start from (resume).
     public var initialModel: [Double]?
-    public init(onProgress: (@Sendable (Progress) -> Void)? = nil, initialModel: [Double]? = nil) {
+    public init(onProgress: (@Sendable (TrainingProgress) -> Void)? = nil, initialModel: [Double]? = nil) {
         self.onProgress = onProgress
         self.initialModel = initialModel
     }

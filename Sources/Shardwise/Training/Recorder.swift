@@ -20,7 +20,7 @@ public struct TracePoint: Codable, Sendable, Equatable {
 }
 
 /// A line of live progress, as the monitor node sees it.
-public struct Progress: Sendable {
+public struct TrainingProgress: Sendable {
     public var rank: Int
     public var iteration: Int
     public var maxIterations: Int
@@ -28,6 +28,17 @@ public struct Progress: Sendable {
     public var loss: Double?
     public var gradientNorm: Double?
     public var distance: Double?
+
+    public init(rank: Int, iteration: Int, maxIterations: Int, time: Double,
+                loss: Double? = nil, gradientNorm: Double? = nil, distance: Double? = nil) {
+        self.rank = rank
+        self.iteration = iteration
+        self.maxIterations = maxIterations
+        self.time = time
+        self.loss = loss
+        self.gradientNorm = gradientNorm
+        self.distance = distance
+    }
 }
 
 /// Collects one node's trace, staleness and progress. A node writes to its own recorder only.
@@ -38,9 +49,9 @@ public final class Recorder: @unchecked Sendable {
     /// Staleness of each applied update → how many updates had it.
     public private(set) var staleness: [Int: Int] = [:]
     /// Called with progress (the CLI prints it); may be nil.
-    public var onProgress: (@Sendable (Progress) -> Void)?
+    public var onProgress: (@Sendable (TrainingProgress) -> Void)?
 
-    public init(rank: Int, traceEvery: Int, onProgress: (@Sendable (Progress) -> Void)? = nil) {
+    public init(rank: Int, traceEvery: Int, onProgress: (@Sendable (TrainingProgress) -> Void)? = nil) {
         self.rank = rank
         self.traceEvery = max(1, traceEvery)
         self.onProgress = onProgress
@@ -53,5 +64,5 @@ public final class Recorder: @unchecked Sendable {
 
     public func recordStaleness(_ s: Int) { staleness[s, default: 0] += 1 }
 
-    public func progress(_ p: Progress) { onProgress?(p) }
+    public func progress(_ p: TrainingProgress) { onProgress?(p) }
 }

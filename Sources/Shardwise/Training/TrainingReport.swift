@@ -68,6 +68,8 @@ public struct TrainingReport: Codable, Sendable {
     /// Filled when a one-node run of the same job was measured: its time / this time.
     public var speedup: Double?
     public var notes: [String]
+    /// The simulator's models and counts (simulation backend only; nil elsewhere).
+    public var simulation: SimulationInfo? = nil
 
     public var converged: Bool { stopReason == .converged }
 }
