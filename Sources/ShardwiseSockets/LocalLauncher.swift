@@ -104,21 +104,24 @@ public struct LocalLauncher: Sendable {
         for r in 1..<max(m, 1) {
             try children.start(rank: r, executable: executable, arguments: arguments(rank: r, port: port!), environment: environment, onStart: onStart)
         }
-        // Wait: all succeed, or the first failure gives the others the timeout (plus slack) to end.
-        var failureSeen: Double?
+        // Wait for all. Nodes time out on their own, so none can hang; still, once rank 0 (which
+        // ends the run for everyone) has exited, the others get the timeout plus slack, then SIGKILL.
+        var coordinatorExited: Double?
         while !children.allExited {
-            if failureSeen == nil, children.anyFailed { failureSeen = MonotonicClock.now() }
-            if let t = failureSeen, MonotonicClock.now() - t > job.timeout + 5 {
+            if coordinatorExited == nil, children.exitStatus(0) != nil { coordinatorExited = MonotonicClock.now() }
+            if let t = coordinatorExited, MonotonicClock.now() - t > job.timeout + 5 {
                 children.killAll()
             }
             try? await Task.sleep(nanoseconds: 10_000_000)
         }
         children.drain()
-        if let failure = children.failureSummary() { throw SocketError.runFailed(failure) }
-        guard let data = FileManager.default.contents(atPath: reportPath) else {
-            throw SocketError.runFailed("rank 0 finished but wrote no report")
+        // Rank 0's success is the run's (an asynchronous strategy may carry on without a node).
+        guard children.succeeded(0), let data = FileManager.default.contents(atPath: reportPath) else {
+            throw SocketError.runFailed(children.failureSummary() ?? "rank 0 finished but wrote no report")
         }
-        return try JSONDecoder().decode(TrainingReport.self, from: data)
+        var report = try JSONDecoder().decode(TrainingReport.self, from: data)
+        report.notes += children.failureNotes()
+        return report
     }
 }
 
@@ -212,6 +215,13 @@ final class Children: @unchecked Sendable {
             if let d = try? err?.fileHandleForReading.readToEnd() { output(rank: rank, d, isStdout: false) }
             if let d = try? out?.fileHandleForReading.readToEnd() { output(rank: rank, d, isStdout: true) }
         }
+    }
+
+    func succeeded(_ rank: Int) -> Bool { state.withLock { $0[rank].map { $0.status != nil && !$0.failed } ?? false } }
+
+    /// One note per failed process (for a run that succeeded without it).
+    func failureNotes() -> [String] {
+        state.withLock { s in s.filter { $0.value.failed }.sorted { $0.key < $1.key }.map { "rank \($0.key) process: \($0.value.status ?? "failed")" } }
     }
 
     func exitStatus(_ rank: Int) -> String? { state.withLock { $0[rank]?.status } }

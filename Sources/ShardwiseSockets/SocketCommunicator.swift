@@ -449,6 +449,8 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     }
 
     private let allocator = ByteBufferAllocator()
+    /// When `poll` last let the loop read (node-thread only).
+    private let lastIOTurn = Box(0.0)
 
     private func openLink(to peer: Int) {
         guard let address = state.withLock({ $0.peers.count > peer ? $0.peers[peer] : nil }) else {
@@ -476,7 +478,16 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
 
     public func poll(from source: Source, tag: Tag) async throws -> Message? {
         if case .rank(let r) = source { try checkRank(r) }
-        let m = try mailbox.take(from: source, tag: tag)
+        var m = try mailbox.take(from: source, tag: tag)
+        if m == nil && now - lastIOTurn.value > 1e-4 {
+            // The node runs on the I/O thread, and a strategy that only polls (asynchronous
+            // gossip) never suspends, so the loop would never read. A task scheduled a little in
+            // the future ends the loop's task run, so it polls its sockets before resuming us.
+            // (Task.yield would not: NIO runs tasks queued during its task run in the same tick.)
+            try? await loop.scheduleTask(in: .microseconds(20)) {}.futureResult.get()
+            lastIOTurn.value = now
+            m = try mailbox.take(from: source, tag: tag)
+        }
         if let m { metrics.recordReceive(bytes: m.payload.count + FrameHeader.size, waited: 0, seconds: 0) }
         return m
     }
@@ -569,4 +580,10 @@ public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
 /// The last iteration the monitor completed, shared with the mailbox's error messages.
 final class IterationCounter: Sendable {
     let value = Atomic<Int>(-1)
+}
+
+/// A mutable value owned by the node's thread.
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

@@ -9,9 +9,10 @@ import Shardwise
 public struct SocketNode: Sendable {
     public var job: Job
     public var configuration: SocketConfiguration
-    /// Rank 0 writes the last good model here every `checkpointEvery` iterations (atomically).
+    /// Rank 0 writes the last good model here (atomically) at every trace point, or every
+    /// `checkpointEvery` iterations when that is given (the monitor then traces that often).
     public var checkpointPath: String?
-    public var checkpointEvery: Int = 10
+    public var checkpointEvery: Int?
     /// A model to start from (read from a checkpoint).
     public var initialModel: [Double]?
     /// Progress of the monitor (rank 0).
@@ -54,7 +55,8 @@ public struct SocketNode: Sendable {
         if let m = initialModel, m.count != problem.dataset.features {
             throw SocketError.configuration("the checkpoint has \(m.count) coefficients but the data has \(problem.dataset.features) features")
         }
-        let checkpoint = checkpointPath.map { Checkpointer(path: $0, every: max(1, checkpointEvery), jobID: configuration.jobID) }
+        let every = max(1, checkpointEvery ?? job.effectiveTraceEvery)
+        let checkpoint = checkpointPath.map { Checkpointer(path: $0, every: every, jobID: configuration.jobID) }
         let recorderBox = RecorderBox()
         let progress = onProgress
         let isMonitor = comm.rank == 0
@@ -65,7 +67,13 @@ public struct SocketNode: Sendable {
                 progress?(p)
             }
         }, initialModel: initialModel)
-        let node = problem.node(comm: comm, options: options)
+        var node = problem.node(comm: comm, options: options)
+        if checkpoint != nil, isMonitor, every < job.effectiveTraceEvery {
+            // The checkpoint saves traced models: trace as often as we checkpoint.
+            node = Node(comm: comm, shard: problem.shard(for: comm.rank), job: job, totalRows: problem.dataset.rows,
+                        reference: problem.reference, initialModel: initialModel,
+                        recorder: Recorder(rank: comm.rank, traceEvery: every, onProgress: options.onProgress))
+        }
         recorderBox.recorder = node.recorder
         let strategy = job.strategy.kind.makeStrategy()
         let start = comm.now
@@ -135,7 +143,7 @@ final class Checkpointer: @unchecked Sendable {
     let path: String
     let every: Int
     let jobID: String
-    private var lastWritten = Int.min
+    private var lastWritten: Int?
 
     init(path: String, every: Int, jobID: String) {
         self.path = path
@@ -144,7 +152,7 @@ final class Checkpointer: @unchecked Sendable {
     }
 
     func observe(_ p: TrainingProgress, recorder: Recorder?) {
-        guard p.iteration - lastWritten >= every || lastWritten == Int.min,
+        guard lastWritten.map({ p.iteration - $0 >= every }) ?? true,
               let point = recorder?.points.last, point.iteration == p.iteration, let model = point.model else { return }
         save(Checkpoint(jobID: jobID, iteration: point.iteration, model: model, time: point.time))
     }

@@ -38,8 +38,8 @@ struct LaunchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Rank 0 writes the last good model here as training goes.", valueName: "file"))
     var checkpoint: String?
 
-    @Option(help: "Iterations between checkpoints.")
-    var checkpointEvery = 10
+    @Option(help: "Iterations between checkpoints (default: every trace point).")
+    var checkpointEvery: Int?
 
     @Option(help: ArgumentHelp("Start from the model of a checkpoint file.", valueName: "file"))
     var resume: String?

@@ -60,8 +60,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Rank 0: write the last good model here (atomically) as training goes.", valueName: "file"))
     var checkpoint: String?
 
-    @Option(help: "Iterations between checkpoints.")
-    var checkpointEvery = 10
+    @Option(help: "Iterations between checkpoints (default: every trace point).")
+    var checkpointEvery: Int?
 
     @Option(help: ArgumentHelp("Start from the model of a checkpoint file (every node needs it).", valueName: "file"))
     var resume: String?
@@ -91,7 +91,7 @@ struct NodeCommand: AsyncParsableCommand {
         guard size >= 1 else { throw ValidationError("--size must be at least 1") }
         guard (0..<size).contains(rank) else { throw ValidationError("--rank must be in 0..<\(size), got \(rank)") }
         _ = try parseAddress(coordinator)
-        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         if maxFrameBytes < 1024 || maxFrameBytes > Int(UInt32.max) { throw ValidationError("--max-frame-bytes must be in 1 KiB … 4 GiB") }
     }
 

@@ -139,6 +139,7 @@ struct ProcessTests {
         var job = Jobs.job(.allReduce, nodes: 2, iterations: 3000)
         job.stopping.tolerance = 1e-10
         let results = Mutex<[String: Bool]>([:])
+        let jobID = SocketNode.jobID(job)
         var launcher = try Jobs.launcher()
         launcher.onCoordinatorPort = { port in
             // 1. Garbage: an HTTP request.
@@ -150,7 +151,7 @@ struct ProcessTests {
             if let c = try? RawClient(port: port), let challengeFrame = c.readFrame(),
                let challenge = Handshake.decode(Handshake.Challenge.self, challengeFrame.payload),
                let wrong = try? SharedSecret("not the secret of this run") {
-                var hello = Handshake.Hello(rank: 1, size: 2, jobID: SocketNode.jobID(job), purpose: .join,
+                var hello = Handshake.Hello(rank: 1, size: 2, jobID: jobID, purpose: .join,
                                             listenPort: 1, nonce: Handshake.nonce(), mac: "")
                 hello.mac = Handshake.mac(Handshake.clientMessage(hello, challenge: challenge.nonce), secret: wrong)
                 c.write(Frame(type: .hello, payload: Handshake.encode(hello)).encoded())
