@@ -47,5 +47,16 @@ let package = Package(
             path: "Benchmarks/Training",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "SocketBenchmarks",
+            dependencies: [
+                .product(name: "Shardwise", package: "Shardwise"),
+                .product(name: "ShardwiseSockets", package: "Shardwise"),
+                .product(name: "ShardwiseThreads", package: "Shardwise"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/SocketBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )
