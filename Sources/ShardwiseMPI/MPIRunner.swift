@@ -15,6 +15,8 @@ import Shardwise
 /// with a note in the report.
 public struct MPIRunner: Sendable {
     public let world: MPIWorld
+    /// OpenBLAS threads per rank; nil = this host's cores shared among its ranks.
+    public var blasThreads: Int?
 
     public init(world: MPIWorld) { self.world = world }
 
@@ -43,7 +45,11 @@ public struct MPIRunner: Sendable {
         }
         try MPIBackend().check(job)
         // Ranks on one host share its cores: OpenBLAS gets its share, as in the threads backend.
-        if world.localSize > 1 { BLASThreading.set(threads: max(1, MPIWorld.coresOnHost / world.localSize)) }
+        if let blasThreads {
+            BLASThreading.set(threads: blasThreads)
+        } else if world.localSize > 1 {
+            BLASThreading.set(threads: max(1, MPIWorld.coresOnHost / world.localSize))
+        }
         switch job.precision {
         case .float64:
             return try await run(problem: PreparedProblem<Double>(job: job), options: options, shareReport: shareReport, notes: notes)

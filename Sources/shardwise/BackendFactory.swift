@@ -1,5 +1,6 @@
 import ArgumentParser
 import Shardwise
+import ShardwiseMPI
 import ShardwiseSockets
 import ShardwiseThreads
 import ShardwiseSimulation
@@ -27,6 +28,11 @@ func makeBackend(_ choice: BackendChoice) throws -> any Backend {
     case .simulation:
         return SimulationBackend()   // default models: 50 µs, 10 Gbit/s, 1 ns per element
     case .mpi:
-        throw ValidationError("--backend \(choice.rawValue) is not available in this build yet")
+        // `job.nodes` ranks of this binary under mpirun on this machine (`launch --backend mpi`).
+        #if MPI
+        return MPILaunchBackend(executable: try currentExecutable())
+        #else
+        throw ValidationError(MPISupport.unavailableMessage)
+        #endif
     }
 }

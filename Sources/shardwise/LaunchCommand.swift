@@ -2,12 +2,15 @@ import ArgumentParser
 import Foundation
 import Logging
 import Shardwise
+import ShardwiseMPI
 import ShardwiseSockets
 
 /// What `launch` can start. (`mpi` joins here: `case mpi` and a branch in `LaunchCommand.run`.)
 enum LaunchBackendChoice: String, ExpressibleByArgument, CaseIterable {
     /// Local processes of this binary, TCP on loopback.
     case sockets
+    /// Local MPI ranks of this binary: `mpirun -np N shardwise node --backend mpi` (MPI trait).
+    case mpi
 }
 
 struct LaunchCommand: AsyncParsableCommand {
@@ -70,6 +73,21 @@ struct LaunchCommand: AsyncParsableCommand {
                 printer.finish()
                 throw error
             }
+        case .mpi:
+            #if MPI
+            if checkpoint != nil { throw ValidationError("--checkpoint is not available with --backend mpi yet") }
+            var backend = MPILaunchBackend(executable: try currentExecutable())
+            backend.launcher.resume = resume
+            do {
+                result = try await backend.run(job, options: RunOptions(onProgress: printer.callback()))
+                printer.finish()
+            } catch {
+                printer.finish()
+                throw error
+            }
+            #else
+            throw ValidationError(MPISupport.unavailableMessage)
+            #endif
         }
         print(summary(result), terminator: "")
         if let report {

@@ -62,20 +62,22 @@ enum MPIProgressLine {
 /// summary (or, with `progressLines`, machine-readable progress for the launcher) and writes the
 /// report. A rank that fails prints one line naming itself and aborts the MPI job, so the others
 /// stop at once instead of at their timeouts.
-func runMPINode(job: Job, report: String?, progressLines: Bool) async throws {
+func runMPINode(job: Job, report: String?, progressLines: Bool, initialModel: [Double]? = nil, blasThreads: Int? = nil) async throws {
     if !MPIWorld.launchedByMPI {
         printError("note: not started by mpirun/srun: this is an MPI world of one rank (run `mpirun -np N \(CommandLine.arguments[0]) node --backend mpi …`)")
     }
     let world = try MPIWorld.initialize()
     do {
-        var options = RunOptions()
+        var options = RunOptions(initialModel: initialModel)
         if world.rank == 0 && progressLines {
             let throttle = ProgressThrottle()
             options.onProgress = { p in
                 if throttle.due(p) { print(MPIProgressLine.format(p)); fflush(nil) }
             }
         }
-        if let result = try await MPIRunner(world: world).run(job, options: options) {
+        var runner = MPIRunner(world: world)
+        runner.blasThreads = blasThreads
+        if let result = try await runner.run(job, options: options) {
             if let report { try writeJSON(result, to: report) }
             if !progressLines {
                 print(summary(result), terminator: "")
@@ -113,6 +115,8 @@ struct MPILauncher: Sendable {
     var mpirun: String = ProcessInfo.processInfo.environment["SHARDWISE_MPIRUN"] ?? "mpirun"
     var mpirunArguments: [String] =
         (ProcessInfo.processInfo.environment["SHARDWISE_MPIRUN_ARGS"] ?? "").split(separator: " ").map(String.init)
+    /// A checkpoint every rank starts from (`--resume`).
+    var resume: String?
 
     /// The command line for `ranks` ranks of `node --backend mpi`.
     func commandLine(ranks: Int, jobPath: String, reportPath: String) -> [String] {
@@ -122,6 +126,7 @@ struct MPILauncher: Sendable {
         }
         args += mpirunArguments
         args += [executable, "node", "--backend", "mpi", "--job", jobPath, "--report", reportPath, "--progress-lines"]
+        if let resume { args += ["--resume", resume] }
         return args
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Shardwise
+import ShardwiseMPI
 import ShardwiseSockets
 
 /// The transports a hand-started node can use. (`mpi` joins here: `case mpi` and a branch in
@@ -9,6 +10,8 @@ import ShardwiseSockets
 enum NodeBackendChoice: String, ExpressibleByArgument, CaseIterable {
     /// TCP through SwiftNIO, rendezvous at `--coordinator`.
     case sockets
+    /// MPI ranks under mpirun/srun: rank and size from MPI_COMM_WORLD (a build with the MPI trait).
+    case mpi
 }
 
 /// Log levels as flags.
@@ -36,20 +39,23 @@ struct NodeCommand: AsyncParsableCommand {
               export SHARDWISE_SECRET=$(openssl rand -hex 32)
               shardwise node --rank 0 --size 2 --coordinator 127.0.0.1:29500 --job job.json --report r.json
               shardwise node --rank 1 --size 2 --coordinator 127.0.0.1:29500 --job job.json
+
+            With --backend mpi the launcher (mpirun, srun) starts the ranks; no rank, size or coordinator:
+              mpirun -np 4 shardwise node --backend mpi --job job.json --report r.json
             """
     )
 
-    @Option(help: "Transport: sockets.")
+    @Option(help: "Transport: sockets, or mpi (under mpirun/srun).")
     var backend: NodeBackendChoice = .sockets
 
-    @Option(help: "This node's rank, 0 ≤ rank < size.")
-    var rank: Int
+    @Option(help: "This node's rank, 0 ≤ rank < size (sockets).")
+    var rank: Int?
 
-    @Option(help: "Number of nodes.")
-    var size: Int
+    @Option(help: "Number of nodes (sockets).")
+    var size: Int?
 
-    @Option(help: ArgumentHelp("Rank 0's address: rank 0 listens there, the others join it.", valueName: "host:port"))
-    var coordinator: String
+    @Option(help: ArgumentHelp("Rank 0's address: rank 0 listens there, the others join it (sockets).", valueName: "host:port"))
+    var coordinator: String?
 
     @Option(help: ArgumentHelp("The job (JSON, as written by --report or launch).", valueName: "file"))
     var job: String
@@ -88,6 +94,16 @@ struct NodeCommand: AsyncParsableCommand {
     var progressLines = false
 
     func validate() throws {
+        if backend == .mpi {
+            guard rank == nil && size == nil && coordinator == nil else {
+                throw ValidationError("--backend mpi takes rank and size from MPI_COMM_WORLD: drop --rank, --size and --coordinator")
+            }
+            if checkpoint != nil { throw ValidationError("--checkpoint is not available with --backend mpi yet") }
+            return
+        }
+        guard let rank, let size, let coordinator else {
+            throw ValidationError("--backend sockets needs --rank, --size and --coordinator")
+        }
         guard size >= 1 else { throw ValidationError("--size must be at least 1") }
         guard (0..<size).contains(rank) else { throw ValidationError("--rank must be in 0..<\(size), got \(rank)") }
         _ = try parseAddress(coordinator)
@@ -99,16 +115,24 @@ struct NodeCommand: AsyncParsableCommand {
         bootstrapLogging(logLevel)
         if let blasThreads { BLASThreading.set(threads: blasThreads) }
         let job = try loadJob(self.job)
-        guard job.nodes == size else {
-            throw ValidationError("the job is for \(job.nodes) nodes but --size is \(size)")
-        }
         switch backend {
         case .sockets:
+            guard job.nodes == size else {
+                throw ValidationError("the job is for \(job.nodes) nodes but --size is \(size.map(String.init) ?? "-")")
+            }
             try await runSockets(job)
+        case .mpi:
+            #if MPI
+            try await runMPINode(job: job, report: report, progressLines: progressLines,
+                                 initialModel: try resume.map { try Checkpoint.load($0).model }, blasThreads: blasThreads)
+            #else
+            throw ValidationError(MPISupport.unavailableMessage)
+            #endif
         }
     }
 
     private func runSockets(_ job: Job) async throws {
+        guard let rank, let size, let coordinator else { throw ValidationError("--rank, --size and --coordinator are required") }
         let (host, port) = try parseAddress(coordinator)
         var config = SocketConfiguration(
             rank: rank, size: size, coordinatorHost: host, coordinatorPort: port, bindHost: bind,
