@@ -155,7 +155,8 @@ struct NodeCommand: AsyncParsableCommand {
             }
         } catch {
             // One line that names the rank (the launcher shows it), then a failing exit.
-            printError("Error: rank \(rank): \(error)")
+            let text = "\(error)"
+            printError("Error: " + (text.hasPrefix("rank \(rank)") ? text : "rank \(rank): \(text)"))
             throw ExitCode(3)
         }
     }
