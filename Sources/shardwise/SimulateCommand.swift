@@ -1,7 +1,227 @@
 import ArgumentParser
+import Foundation
+import Shardwise
+import ShardwiseSimulation
 
-// Placeholder: replaced by the backend that provides this command in the same change set.
+/// `shardwise simulate`: a strong-scaling study on simulated nodes.
 struct SimulateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "simulate", abstract: "(not built yet)")
-    func run() async throws { throw ValidationError("'simulate' is not available in this build yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run a job on 1, 2, 4, … simulated nodes on a virtual clock: speedup, time split, Amdahl/Gustafson.",
+        discussion: """
+            The nodes run the real math on the real shards; only time is simulated. A message costs \
+            latency + bytes/bandwidth and a node's link carries one message at a time; a gradient costs \
+            rows × d × the per-element cost (given, or --calibrate from this machine's kernel). The same \
+            job and model always give the same numbers.
+
+            Every flag of `shardwise train` (--strategy, --codec, --synthetic, --iterations, --tolerance, \
+            --allreduce, --topology, --staleness, --precision, …) is accepted too.
+
+            Examples:
+              shardwise simulate --nodes 1,2,4,8,16,32,64 --strategy allreduce --latency 50us --bandwidth 10Gbit/s
+              shardwise simulate --nodes 1..1024 --strategy allreduce --allreduce native --synthetic n=102400,d=100
+              shardwise simulate --nodes 1..32 --strategy mapreduce --stragglers 3:10 --csv out.csv --json out.json
+              shardwise simulate --nodes 8 --strategy ps --fault 2@5ms+20ms
+            """
+    )
+
+    @Option(help: ArgumentHelp("Node counts: a list 1,2,4,8 or a doubling range 1..1024 (1 is always added).", valueName: "list"))
+    var nodes = "1..64"
+
+    @Option(help: ArgumentHelp("Per-message latency α (e.g. 50us, 1ms).", valueName: "time"))
+    var latency = "50us"
+
+    @Option(help: ArgumentHelp("Link bandwidth β (e.g. 10Gbit/s, 1GB/s, 100MiB/s).", valueName: "rate"))
+    var bandwidth = "10Gbit/s"
+
+    @Option(help: ArgumentHelp("Compute cost per matrix element of a gradient (e.g. 1ns).", valueName: "time"))
+    var computeCost = "1ns"
+
+    @Flag(help: "Measure the compute cost per element on this machine's kernel instead of --compute-cost.")
+    var calibrate = false
+
+    @Flag(help: "Give every message its own wire at the receiver (no contention on a server's downlink).")
+    var noContention = false
+
+    @Option(help: ArgumentHelp("Slow ranks: RANK:FACTOR[,RANK:FACTOR…], e.g. 3:10.", valueName: "list"))
+    var stragglers: String?
+
+    @Option(help: ArgumentHelp("Random extra delay per computation: exp:MEAN or lognormal:MEDIAN:SIGMA.", valueName: "dist"))
+    var delay: String?
+
+    @Option(help: ArgumentHelp("Ranks the random delay applies to (default: all), e.g. 1,2.", valueName: "list"))
+    var delayRanks: String?
+
+    @Option(help: "Seed of the random delays.")
+    var delaySeed: UInt64 = 1
+
+    @Option(name: .customLong("fault"), help: ArgumentHelp("A crash: RANK@TIME+DOWNTIME, e.g. 2@10ms+50ms (repeatable).", valueName: "spec"))
+    var faults: [String] = []
+
+    @Option(help: ArgumentHelp("Write the study as CSV (one row per node count).", valueName: "file"))
+    var csv: String?
+
+    @Option(help: ArgumentHelp("Write the study as JSON (with loss-vs-time curves).", valueName: "file"))
+    var json: String?
+
+    @Flag(help: "No line per node count while the study runs.")
+    var quiet = false
+
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var jobFlags: [String] = []
+
+    func validate() throws {
+        _ = try model(features: 1, rows: 1)
+        _ = try wrap("--nodes") { try SimulationUnits.nodeCounts(nodes) }
+        _ = try jobOptions()
+    }
+
+    private func jobOptions() throws -> JobOptions {
+        do {
+            return try JobOptions.parse(jobFlags)
+        } catch {
+            throw ValidationError(JobOptions.message(for: error))
+        }
+    }
+
+    private func wrap<T>(_ option: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch { throw ValidationError("\(option): \(error)") }
+    }
+
+    /// The model the flags describe (calibrated for shards of `rows` × `features` when asked).
+    func model(features: Int, rows: Int, precision: Precision = .float64) throws -> SimulationModel {
+        let network = NetworkModel(latency: try wrap("--latency") { try SimulationUnits.duration(latency) },
+                                   bandwidth: try wrap("--bandwidth") { try SimulationUnits.bandwidth(bandwidth) },
+                                   sharedLinks: !noContention)
+        let compute = calibrate
+            ? ComputeModel.calibrated(rows: rows, features: features, precision: precision)
+            : ComputeModel(secondsPerElement: try wrap("--compute-cost") { try SimulationUnits.duration(computeCost) })
+        var slow = StragglerModel(seed: delaySeed)
+        if let stragglers { slow.slowdowns = try wrap("--stragglers") { try SimulationUnits.stragglers(stragglers) } }
+        if let delay { slow.delay = try wrap("--delay") { try SimulationUnits.delay(delay) } }
+        if let delayRanks {
+            slow.delayRanks = try wrap("--delay-ranks") {
+                try delayRanks.split(separator: ",").map { s -> Int in
+                    guard let r = Int(s), r >= 0 else { throw ValidationError("'\(s)' is not a rank") }
+                    return r
+                }
+            }
+        }
+        let faultSpecs = try faults.map { f in try wrap("--fault") { try SimulationUnits.fault(f) } }
+        return SimulationModel(network: network, compute: compute, stragglers: slow, faults: faultSpecs)
+    }
+
+    func run() async throws {
+        let job = try jobOptions().makeJob()
+        let counts = try SimulationUnits.nodeCounts(nodes)
+        let (rows, features) = try shape(of: job)
+        let maxNodes = counts.max() ?? 1
+        let model = try model(features: features, rows: max(1, rows / maxNodes), precision: job.precision)
+        let backend = SimulationBackend(model: model)
+        for m in counts {
+            do { try backend.validate(nodes: m) } catch {
+                throw ValidationError("at \(m) nodes: \(error)")
+            }
+        }
+        if job.strategy.kind == .hogwild || job.strategy.kind == .parameterServer, counts.contains(where: { $0 > 1 }) {
+            // Nothing to refuse: both run in the simulator. (Kept as a reminder that PS's rank 0 holds no data.)
+        }
+        print("simulate    \(job.strategy.kind)\(job.strategy.kind == .allReduce ? " (\(job.strategy.allReduce))" : ""), codec \(job.codec), \(job.data)")
+        print("network     latency \(formatSeconds(model.network.latency)), bandwidth \(formatRate(model.network.bandwidth))\(model.network.sharedLinks ? ", shared links" : "")")
+        print("compute     \(String(format: "%.3g", model.compute.secondsPerElement * 1e9)) ns per element\(model.compute.calibrated ? " (calibrated on this machine)" : "")")
+        if !model.stragglers.isEmpty {
+            var parts = model.stragglers.slowdowns.map { "rank \($0.rank) ×\(fmt($0.factor))" }
+            if let d = model.stragglers.delay { parts.append("delay \(d)") }
+            print("stragglers  \(parts.joined(separator: ", "))")
+        }
+        for f in model.faults { print("fault       rank \(f.rank) down at \(formatSeconds(f.at)) for \(formatSeconds(f.downtime))") }
+        print("")
+        let quiet = self.quiet
+        let study = try await ScalingStudy.run(job: job, nodeCounts: counts, backend: backend) { p in
+            if !quiet {
+                printError("  \(p.nodes) node\(p.nodes == 1 ? "" : "s"): \(p.iterations) iterations, \(formatSeconds(p.seconds)) virtual, \(String(format: "%.2f", p.wallSeconds)) s wall")
+            }
+        }
+        print(Self.table(study))
+        if let csv {
+            try writeAtomically(Self.csv(study), to: csv)
+            print("csv: \(csv)")
+        }
+        if let json {
+            try writeJSON(study, to: json)
+            print("json: \(json)")
+        }
+    }
+
+    /// Rows and features of the job's data, without loading a file twice for synthetic data.
+    private func shape(of job: Job) throws -> (Int, Int) {
+        switch job.data {
+        case .synthetic(let s): return (s.rows, s.features)
+        case .file:
+            let d = try DataLoader.load(job.data, as: Double.self)
+            return (d.rows, d.features)
+        }
+    }
+
+    static func table(_ s: ScalingStudy) -> String {
+        var t = TextTable(["nodes", "iters", "stop", "time", "per iter", "compute", "comm", "waiting",
+                           "speedup", "efficiency", "Karp–Flatt", "scaled (G)", "|w−w*|/|w*|", "wall"])
+        for p in s.points {
+            t.add(["\(p.nodes)", "\(p.iterations)", p.stopReason.rawValue, formatSeconds(p.timeToTolerance ?? p.seconds),
+                   formatSeconds(p.secondsPerIteration), formatSeconds(p.computePerIteration),
+                   formatSeconds(p.communicationPerIteration), formatSeconds(p.waitingPerIteration),
+                   String(format: "%.2f×", p.speedup), String(format: "%.0f%%", p.efficiency * 100),
+                   p.karpFlatt.map { String(format: "%.4f", $0) } ?? "—",
+                   String(format: "%.1f×", p.gustafsonScaledSpeedup),
+                   p.relativeDistance.map(fmt) ?? "—", String(format: "%.2f s", p.wallSeconds)])
+        }
+        var out = t.render() + "\n\n"
+        out += "speedup basis: \(s.basis) (virtual); time/compute/comm/waiting are virtual seconds, averaged over nodes per iteration\n"
+        if let fit = s.amdahl {
+            out += String(format: "Amdahl fit:    p = %.5f (serial fraction), limit 1/p = %@, rms residual %.3f×\n",
+                          fit.serialFraction, fit.maximumSpeedup.isFinite ? String(format: "%.1f×", fit.maximumSpeedup) : "∞",
+                          fit.rmsResidual)
+        }
+        if let last = s.points.last, last.nodes > 1 {
+            out += String(format: "Gustafson:     at %d nodes %.1f%% of the iteration is not compute → scaled speedup %.1f× (vs %.2f× measured, fixed size)\n",
+                          last.nodes, last.serialShare * 100, last.gustafsonScaledSpeedup, last.speedup)
+        }
+        return out
+    }
+
+    static func csv(_ s: ScalingStudy) -> String {
+        func num(_ x: Double?) -> String {
+            guard let x else { return "" }
+            return x.isFinite ? "\(x)" : ""
+        }
+        var lines = ["nodes,iterations,stop,seconds,time_to_tolerance,seconds_per_iteration,compute_per_iteration,"
+            + "communication_per_iteration,waiting_per_iteration,speedup,efficiency,karp_flatt,serial_share,"
+            + "gustafson_scaled_speedup,relative_distance,bytes_sent,messages,wall_seconds"]
+        for p in s.points {
+            lines.append([
+                "\(p.nodes)", "\(p.iterations)", p.stopReason.rawValue, num(p.seconds), num(p.timeToTolerance),
+                num(p.secondsPerIteration), num(p.computePerIteration), num(p.communicationPerIteration),
+                num(p.waitingPerIteration), num(p.speedup), num(p.efficiency), num(p.karpFlatt), num(p.serialShare),
+                num(p.gustafsonScaledSpeedup), num(p.relativeDistance), "\(p.bytesSent)", "\(p.messages)", num(p.wallSeconds),
+            ].joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Bytes per second as bits per second, the way links are sold.
+func formatRate(_ bytesPerSecond: Double) -> String {
+    let bits = bytesPerSecond * 8
+    if bits >= 1e9 { return String(format: "%.3g Gbit/s", bits / 1e9) }
+    if bits >= 1e6 { return String(format: "%.3g Mbit/s", bits / 1e6) }
+    return String(format: "%.3g kbit/s", bits / 1e3)
+}
+
+/// Writes text atomically (a temporary file beside the target, renamed over it).
+func writeAtomically(_ text: String, to path: String) throws {
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+    }
 }

@@ -1,0 +1,96 @@
+import Shardwise
+import Synchronization
+
+/// A node's communicator in the simulator. Every operation goes through the `SimulationEngine`,
+/// which moves the node along the virtual clock:
+///
+/// - `compute` runs the real kernel at once, then holds the node for the modelled cost;
+/// - `send` holds the sender while its message occupies its link (queueing first if the sender's
+///   uplink or, with shared links, the receiver's downlink is busy);
+/// - `receive` returns a message that has arrived, or waits in virtual time for one.
+///
+/// Metrics are virtual seconds: compute = modelled kernel time; communication = time the node
+/// spent on its own transfers (a send's cost; the part of a blocked receive during which the
+/// awaited message was on the wire); waiting = the rest of a blocked receive, time queued for a
+/// busy link, and time spent crashed.
+final class SimulatedCommunicator: Communicator, @unchecked Sendable {
+    let rank: Int
+    let size: Int
+    let engine: SimulationEngine
+    let metrics: NodeMetrics
+    let sharedMemory: SharedMemory?
+    var backendName: String { "simulation" }
+    var defaultTimeout: Double { engine.defaultTimeout }
+    var now: Double { engine.now }
+
+    init(rank: Int, engine: SimulationEngine, sharedMemory: SharedMemory?) {
+        self.rank = rank
+        self.size = engine.size
+        self.engine = engine
+        self.metrics = NodeMetrics(worldSize: engine.size)
+        self.sharedMemory = sharedMemory
+    }
+
+    func send(_ payload: [UInt8], to destination: Int, tag: Tag) async throws {
+        try checkRank(destination)
+        let (cost, queued) = try await engine.send(payload, from: rank, to: destination, tag: tag)
+        metrics.recordSend(bytes: payload.count, to: destination, seconds: cost)
+        if queued > 0 { metrics.addWaiting(seconds: queued) }
+    }
+
+    func receive(from source: Source, tag: Tag, timeout: Double?) async throws -> Message {
+        if case .rank(let r) = source { try checkRank(r) }
+        let (p, since) = try await engine.receive(rank: rank, from: source, tag: tag, timeout: timeout)
+        var communication = 0.0, waited = 0.0
+        if let t0 = since {
+            let onWire = max(t0, p.start)
+            communication = now - onWire
+            waited = onWire - t0
+        }
+        metrics.recordReceive(bytes: p.message.payload.count, waited: waited, seconds: communication)
+        return p.message
+    }
+
+    func poll(from source: Source, tag: Tag) async throws -> Message? {
+        if case .rank(let r) = source { try checkRank(r) }
+        guard let p = try engine.poll(rank: rank, from: source, tag: tag) else { return nil }
+        metrics.recordReceive(bytes: p.message.payload.count, waited: 0, seconds: 0)
+        return p.message
+    }
+
+    func compute<R>(_ work: ComputeWork, _ body: () throws -> R) async rethrows -> R {
+        let r = try body()
+        let seconds = engine.cost(of: work, rank: rank)
+        let down = await engine.compute(rank: rank, seconds: seconds)
+        metrics.recordCompute(seconds: seconds)
+        if down > 0 { metrics.addWaiting(seconds: down) }
+        return r
+    }
+
+    func nativeAllReduce<Scalar: BLASScalar>(_ vector: inout [Scalar]) async throws -> Bool {
+        let (communication, waiting, bytes, messages) = try await engine.nativeAllReduce(rank: rank, &vector)
+        let perMessage = messages > 0 ? bytes / messages : 0
+        for i in 0..<messages {
+            metrics.recordSend(bytes: perMessage, to: (rank + 1) % size, seconds: i == 0 ? communication : 0)
+            metrics.recordReceive(bytes: perMessage, waited: i == 0 ? waiting : 0, seconds: 0)
+        }
+        return true
+    }
+}
+
+/// Shared memory for the simulator: all nodes run on one thread, so Hogwild's unlocked updates are
+/// applied one at a time, in an order fixed by the virtual clock — races appear as staleness (a
+/// node reads w, computes for a while, and writes its step into a w others have moved meanwhile),
+/// never as torn writes, and the run stays deterministic.
+final class SimulatedSharedMemory: SharedMemory, Sendable {
+    private let vectors = Mutex<[String: AnyObject & Sendable]>([:])
+
+    func vector<Scalar: BLASScalar>(named name: String, count: Int, of: Scalar.Type) -> SharedVector<Scalar> {
+        vectors.withLock { table in
+            if let v = table[name] as? SharedVector<Scalar>, v.count == count { return v }
+            let v = SharedVector<Scalar>(count: count)
+            table[name] = v
+            return v
+        }
+    }
+}
