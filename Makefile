@@ -46,5 +46,17 @@ bench-mpi: setup-mpi
 	$(SWIFT) build $(RELEASE_FLAGS) --scratch-path .build-mpi --traits MPI --product shardwise
 	$(MPIRUN_ENV) mpirun -np 2 .build-mpi/release/shardwise mpi bench $(MPI_BENCH_ARGS)
 
+## Scaling plots from the simulator: speedup curves, time breakdowns, loss vs time (PNG in plots/).
+plots: release
+	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet matplotlib
+	@mkdir -p plots
+	$(BIN) simulate --quiet --nodes 1..256 --strategy allreduce --allreduce ring --latency 2us --bandwidth 10Gbit/s \
+		--synthetic n=65536,d=100,cond=3,seed=1 --lr 0.5 --tolerance 1e-6 --iterations 400 --json plots/ring-2us.json --csv plots/ring-2us.csv
+	$(BIN) simulate --quiet --nodes 1..256 --strategy allreduce --allreduce ring --latency 50us --bandwidth 10Gbit/s \
+		--synthetic n=65536,d=100,cond=3,seed=1 --lr 0.5 --tolerance 1e-6 --iterations 400 --json plots/ring-50us.json --csv plots/ring-50us.csv
+	$(BIN) simulate --quiet --nodes 1..64 --strategy mapreduce --latency 50us --bandwidth 10Gbit/s \
+		--synthetic n=65536,d=100,cond=3,seed=1 --lr 0.5 --tolerance 1e-6 --iterations 400 --json plots/mapreduce-50us.json --csv plots/mapreduce-50us.csv
+	python3 scripts/plot.py --out plots plots/ring-2us.json plots/ring-50us.json plots/mapreduce-50us.json
+
 clean:
 	rm -rf .build .build-* Benchmarks/.build

@@ -24,7 +24,7 @@ import _TestSupport
         Case(name: "ps staleness 2", edit: { $0.strategy.kind = .parameterServer; $0.strategy.staleness = 2 }, tolerance: 1e-4),
         Case(name: "ps async", edit: { $0.strategy.kind = .parameterServer; $0.strategy.staleness = nil }, tolerance: 1e-4),
         Case(name: "hogwild", edit: { $0.strategy.kind = .hogwild }, tolerance: 1e-4),
-        Case(name: "gossip complete", edit: { $0.strategy.kind = .gossip; $0.strategy.topology = .complete }, tolerance: 1e-4),
+        Case(name: "gossip complete", edit: { $0.strategy.kind = .gossip; $0.strategy.topology = .complete }, tolerance: 1e-3),
         Case(name: "gossip ring", edit: { $0.strategy.kind = .gossip; $0.strategy.topology = .ring }, tolerance: 1e-2),
     ]
 
@@ -68,7 +68,8 @@ import _TestSupport
             faults: [FaultSpec(rank: 4, at: 1e-3, downtime: 2e-3)])
         let a = try await SimulationBackend(model: model).run(job)
         let b = try await SimulationBackend(model: model).run(job)
-        #expect(try Self.encoded(a) == Self.encoded(b), "\(name): reports differ")
+        let (ea, eb) = (try Self.encoded(a), try Self.encoded(b))
+        #expect(ea == eb, "\(name): reports differ: seconds \(a.seconds) vs \(b.seconds), model equal \(a.model == b.model), trace equal \(a.trace == b.trace), nodes equal \(a.perNode == b.perNode)")
         #expect(a.setupSeconds == 0)
         // A different delay seed changes the timing (so the comparison above is not vacuous).
         var other = model
