@@ -14,6 +14,8 @@ import Glibc
 /// cores, where it would steal time from nodes that are computing.
 final class NodeThread: TaskExecutor, @unchecked Sendable {
     private let queue = Mutex<[UnownedJob]>([])
+    /// Jobs enqueued and not yet taken: what the spin loop watches, without taking the lock.
+    private let pending = Atomic<Int>(0)
     private let sleeping = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
@@ -49,26 +51,28 @@ final class NodeThread: TaskExecutor, @unchecked Sendable {
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         queue.withLock { $0.append(unowned) }
+        pending.add(1, ordering: .sequentiallyConsistent)
         if sleeping.load(ordering: .sequentiallyConsistent) { wake.signal() }
     }
 
     private func loop() {
         let executor = asUnownedTaskExecutor()
+        var jobs: [UnownedJob] = []
+        jobs.reserveCapacity(16)
         while true {
-            let jobs = queue.withLock { q -> [UnownedJob] in
-                let taken = q
-                q.removeAll(keepingCapacity: true)
-                return taken
-            }
+            // Swap the queue with an empty buffer (no copy), then run what was taken.
+            queue.withLock { q in swap(&q, &jobs) }
             if !jobs.isEmpty {
+                pending.subtract(jobs.count, ordering: .sequentiallyConsistent)
                 for job in jobs { job.runSynchronously(on: executor) }
+                jobs.removeAll(keepingCapacity: true)
                 continue
             }
             if stopping.load(ordering: .sequentiallyConsistent) { return }
             if spinNanoseconds > 0 && spin() { continue }
             sleeping.store(true, ordering: .sequentiallyConsistent)
             // Re-check after announcing sleep, so an enqueue that missed the flag is not lost.
-            let empty = queue.withLock { $0.isEmpty }
+            let empty = pending.load(ordering: .sequentiallyConsistent) == 0
             if empty && !stopping.load(ordering: .sequentiallyConsistent) { wake.wait() }
             sleeping.store(false, ordering: .sequentiallyConsistent)
         }
@@ -79,9 +83,9 @@ final class NodeThread: TaskExecutor, @unchecked Sendable {
         let deadline = DispatchTime.now().uptimeNanoseconds + spinNanoseconds
         var i = 0
         while true {
-            if queue.withLock({ !$0.isEmpty }) { return true }
+            if pending.load(ordering: .relaxed) > 0 { return true }
             i += 1
-            if i & 63 == 0 && DispatchTime.now().uptimeNanoseconds >= deadline { return false }
+            if i & 255 == 0 && DispatchTime.now().uptimeNanoseconds >= deadline { return false }
         }
     }
 }

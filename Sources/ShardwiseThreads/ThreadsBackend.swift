@@ -33,7 +33,9 @@ public struct ThreadsBackend: Backend {
         try check(job)
         let m = job.nodes
         let previousThreads = BLASThreading.threads
-        if m > 1 { BLASThreading.set(threads: 1) }
+        // Several nodes share the cores: one BLAS thread each. One node on a small problem: one
+        // thread too, since handing a small gemv to OpenBLAS's pool costs more than it saves.
+        if m > 1 || problem.dataset.rows * problem.dataset.features < 1 << 20 { BLASThreading.set(threads: 1) }
         defer { BLASThreading.set(threads: previousThreads) }
 
         let strategy = job.strategy.kind.makeStrategy()

@@ -70,6 +70,9 @@ struct JobOptions: ParsableArguments {
     @Flag(name: .customLong("async"), help: "Gossip: the asynchronous variant.")
     var asynchronous = false
 
+    @Flag(help: "Gossip: gradient tracking (DIGing), which converges to w* exactly.")
+    var tracking = false
+
     @Option(help: ArgumentHelp("Codec for every message: float64, float32, float16, bfloat16, int8[:CHUNK], topk:FRACTION.", valueName: "codec"))
     var codec: String?
 
@@ -141,6 +144,7 @@ struct JobOptions: ParsableArguments {
         if let topology { job.strategy.topology = try TopologySpec(parsing: topology) }
         if let staleness { job.strategy.staleness = staleness == "inf" ? nil : Int(staleness) }
         if asynchronous { job.strategy.asynchronous = true }
+        if tracking { job.strategy.gradientTracking = true }
         if let codec { job.codec = try CodecSpec(parsing: codec) }
         if let partition { job.partitioning = try Partitioning(parsing: partition) }
         if let seed { job.seed = seed }

@@ -1,5 +1,8 @@
 import Shardwise
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Gossip topologies")
 struct TopologyTests {
@@ -29,6 +32,20 @@ struct TopologyTests {
         #expect(try !Topology(.disconnected, nodes: 4).isConnected)
         #expect(try Topology(.ring, nodes: 5).isConnected)
         #expect(try Topology(.ring, nodes: 1).neighbours == [[]])
+    }
+
+    @Test("spectral gap against closed forms")
+    func spectralGap() throws {
+        // Lazy Metropolis on a ring of m (weights 1/6 to each neighbour, 2/3 to itself):
+        // λ₂ = 2/3 + (1/3)·cos(2π/m).
+        for m in [3, 4, 8, 16] {
+            let expected = 1 - (2.0 / 3 + cos(2 * Double.pi / Double(m)) / 3)
+            #expect(abs(try Topology(.ring, nodes: m).spectralGap - expected) < 1e-6, "ring \(m)")
+        }
+        // Complete graph on m: W = (1 − ½)I + ½·(1/m)·11ᵀ·… so λ₂ = ½ − … : every non-constant
+        // eigenvalue of W_MH is 0, hence ½ after laziness.
+        #expect(abs(try Topology(.complete, nodes: 8).spectralGap - 0.5) < 1e-6)
+        #expect(try Topology(.disconnected, nodes: 4).spectralGap < 1e-6)
     }
 
     @Test("impossible graphs are refused with a reason")

@@ -94,6 +94,18 @@ struct StrategyTests {
         #expect(ring < Int.max, "the ring reaches consensus too, only later")
     }
 
+    @Test("gossip with gradient tracking converges to w* exactly, where D-PSGD keeps a bias", arguments: [4, 8])
+    func gossipTracking(nodes: Int) async throws {
+        let plain = try await ThreadsBackend().run(problem: Self.job(.gossip, nodes: nodes) { $0.stopping.maxIterations = 3000 })
+        let tracked = try await ThreadsBackend().run(problem: Self.job(.gossip, nodes: nodes) {
+            $0.stopping.maxIterations = 3000
+            $0.strategy.gradientTracking = true
+        })
+        #expect(tracked.relativeDistance! < 1e-7, "tracking: \(tracked.relativeDistance!)")
+        #expect(tracked.consensusDistance! < 1e-7)
+        #expect(plain.relativeDistance! > 10 * tracked.relativeDistance!, "D-PSGD \(plain.relativeDistance!)")
+    }
+
     @Test("float32 on the wire halves the bytes of float64")
     func codecBytes() async throws {
         // Bytes per iteration = (bytes of a 100-iteration run − bytes of a 50-iteration run) / 50,

@@ -108,6 +108,8 @@ public final class VectorCodec: @unchecked Sendable {
     }
 
     /// Encodes `v`. `stream` matters only to codecs with error feedback.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func encode<Scalar: BLASScalar>(_ v: UnsafeBufferPointer<Scalar>, stream: CodecStream) -> [UInt8] {
         switch spec {
         case .float64: return ScalarCoding.encode(v, as: Double.self)
@@ -125,6 +127,8 @@ public final class VectorCodec: @unchecked Sendable {
 
     /// Decodes `bytes` into `out`, whose count is the vector length.
     /// - Throws: `CommunicationError.badPayload` when the byte count does not fit.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func decode<Scalar: BLASScalar>(_ bytes: [UInt8], into out: UnsafeMutableBufferPointer<Scalar>) throws {
         switch spec {
         case .float64: try ScalarCoding.decode(bytes, as: Double.self, into: out)

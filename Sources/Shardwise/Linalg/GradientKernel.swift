@@ -85,6 +85,8 @@ public final class GradientKernel<Scalar: BLASScalar>: @unchecked Sendable {
     ///   - w: the model, `features` entries.
     ///   - g: receives the gradient sum, `features` entries (overwritten, not accumulated).
     @discardableResult
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func gradientSum(w: UnsafePointer<Scalar>, into g: UnsafeMutablePointer<Scalar>) -> ShardEvaluation {
         let d = x.columns
         g.update(repeating: 0, count: d)

@@ -6,6 +6,8 @@ public struct AllReduceSGD: Strategy {
     public var kind: StrategyKind { .allReduce }
     public init() {}
 
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
         let comm = node.comm
         let learningRate = try await node.resolveLearningRate()

@@ -12,6 +12,15 @@
 /// With a constant step D-PSGD settles in a neighbourhood of w* of size O(η·heterogeneity of the
 /// shards); balanced shards of the same distribution keep it small.
 ///
+/// Gradient tracking (DIGing, Nedić, Olshevsky & Shi, 2017; `gradientTracking`): each node also
+/// keeps yᵢ, its estimate of the *average* gradient, and steps along it instead of its own:
+/// xᵢ ← Σⱼ W_ij xⱼ − η·yᵢ, then yᵢ ← Σⱼ W_ij yⱼ + ∇fᵢ(xᵢ⁺) − ∇fᵢ(xᵢ). The average of the yᵢ is
+/// always the average gradient, so at a fixed point the replicas agree and the gradient vanishes:
+/// tracking converges to w* exactly with a constant step, at the price of sending 2d numbers per
+/// neighbour instead of d. (A lossy codec breaks that invariant; use float64 with it.) Its step
+/// must respect how fast the graph mixes: with `--lr auto` tracking steps by η·(1 − λ₂(W)), the
+/// spectral gap of the mixing matrix; a fixed `--lr` is taken as given.
+///
 /// Asynchronous variant: a node does not wait for its neighbours; it mixes the latest replica each
 /// neighbour has sent (its own value for one that has sent nothing yet) and goes on.
 ///
@@ -25,12 +34,16 @@ public struct Gossip: Strategy {
 
     static let replicaTag = Tag(21)
 
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
         let comm = node.comm
         let topology = try Topology(node.job.strategy.topology, nodes: node.size)
         let neighbours = topology.neighbours[node.rank]
         let asynchronous = node.job.strategy.asynchronous
-        let learningRate = try await node.resolveLearningRate()
+        var learningRate = try await node.resolveLearningRate()
+        let tracking = node.job.strategy.gradientTracking && !asynchronous
+        if tracking, case .auto = node.job.optimizer.learningRate { learningRate *= topology.spectralGap }
         let local = LocalGradient(kernel: node.kernel, batchSize: node.job.optimizer.batchSize,
                                   seed: node.job.seed, rank: node.rank)
         let rowsPerStep = try await totalRowsPerStep(node, local: local)
@@ -43,6 +56,7 @@ public struct Gossip: Strategy {
         var g = [Scalar](repeating: 0, count: d)
         var step = DescentStep<Scalar>(learningRate: learningRate, momentum: node.job.optimizer.momentum, features: d)
         var monitor = ConvergenceMonitor(node.job.stopping)
+        var tracker = [Scalar](), previousGradient = [Scalar](), mixedTracker = [Scalar]()
         var latest: [[Scalar]] = neighbours.map { _ in x }
         var stop: StopReason = .maxIterations
         var iteration = 0
@@ -51,6 +65,11 @@ public struct Gossip: Strategy {
             // 1. Local gradient of fᵢ at xᵢ.
             _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: x, into: &g) }
             for j in 0..<d { g[j] = g[j] * scale + lambda * x[j] }
+            if tracking {
+                // yₖ = W yₖ₋₁ + ∇f(xₖ) − ∇f(xₖ₋₁), with y₀ = ∇f(x₀).
+                if iteration == 0 { tracker = g } else { for j in 0..<d { tracker[j] = mixedTracker[j] + g[j] - previousGradient[j] } }
+                previousGradient = g
+            }
 
             // Monitoring (synchronous only): every rank takes part, so every rank decides alike.
             if !asynchronous && (iteration % checkEvery == 0) {
@@ -92,18 +111,18 @@ public struct Gossip: Strategy {
                         try comm.decode(message, codec: node.codec, into: &latest[i])
                     }
                 }
+            } else if tracking {
+                // One message carries both the replica and the tracker.
+                let both = try await comm.exchange(x + tracker, with: neighbours, codec: node.codec, tag: Self.replicaTag)
+                latest = both.map { Array($0[0..<d]) }
+                mixedTracker = mix(tracker, both.map { Array($0[d...]) }, selfWeight, weights)
             } else {
                 latest = try await comm.exchange(x, with: neighbours, codec: node.codec, tag: Self.replicaTag)
             }
 
-            // 3. Mix, then step along my local gradient.
-            var mixed = x
-            for j in 0..<d { mixed[j] = selfWeight * x[j] }
-            for (i, replica) in latest.enumerated() {
-                let wij = weights[i]
-                for j in 0..<d { mixed[j] += wij * replica[j] }
-            }
-            step.apply(g, to: &mixed)
+            // 3. Mix, then step along my local gradient (or, tracking, along the tracker).
+            var mixed = mix(x, latest, selfWeight, weights)
+            step.apply(tracking ? tracker : g, to: &mixed)
             x = mixed
             iteration += 1
         }
@@ -111,6 +130,16 @@ public struct Gossip: Strategy {
         return NodeOutcome(rank: node.rank, role: "peer", model: x.map(Double.init), iterations: iteration,
                            stopReason: node.rank == 0 ? stop : nil, learningRate: learningRate,
                            recorder: node.recorder, rows: node.shard.rows)
+    }
+
+    /// Σⱼ W_ij vⱼ: my weight on my own vector plus the neighbours' weights on theirs.
+    private func mix<Scalar: BLASScalar>(_ mine: [Scalar], _ theirs: [[Scalar]], _ selfWeight: Scalar, _ weights: [Scalar]) -> [Scalar] {
+        var out = mine.map { selfWeight * $0 }
+        for (i, v) in theirs.enumerated() {
+            let w = weights[i]
+            for j in out.indices { out[j] += w * v[j] }
+        }
+        return out
     }
 
     /// Every gossip node records its replica at trace points; the report averages them and measures

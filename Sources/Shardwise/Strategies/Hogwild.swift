@@ -20,6 +20,8 @@ public struct Hogwild: Strategy {
     public var requiresSharedMemory: Bool { true }
     public init() {}
 
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
         let comm = node.comm
         guard let memory = comm.sharedMemory else {

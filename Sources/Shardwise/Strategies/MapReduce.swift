@@ -14,6 +14,8 @@ public struct MapReduce: Strategy {
     static let modelTag = Tag(1)
     static let gradientTag = Tag(2)
 
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
         let comm = node.comm
         let learningRate = try await node.resolveLearningRate()

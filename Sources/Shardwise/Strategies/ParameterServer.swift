@@ -26,6 +26,8 @@ public struct ParameterServer: Strategy {
     /// Header before the codec bytes: the model version (UInt64) and the row count (UInt64).
     static let headerBytes = 16
 
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
     public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
         if node.size == 1 { return try await MapReduce().run(node) }
         let learningRate = try await node.resolveLearningRate()

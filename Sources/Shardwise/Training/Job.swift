@@ -96,8 +96,11 @@ public struct StrategySpec: Codable, Sendable, Equatable {
     public var topology: TopologySpec = .ring
     /// Gossip: synchronous rounds, or asynchronous (each node mixes whatever has arrived).
     public var asynchronous: Bool = false
+    /// Gossip: gradient tracking (DIGing), which converges to w* exactly; synchronous only.
+    public var gradientTracking: Bool = false
     public init(kind: StrategyKind = .mapReduce, allReduce: AllReduceAlgorithm = .ring, staleness: Int? = nil,
-                topology: TopologySpec = .ring, asynchronous: Bool = false) {
+                topology: TopologySpec = .ring, asynchronous: Bool = false, gradientTracking: Bool = false) {
+        self.gradientTracking = gradientTracking
         self.kind = kind
         self.allReduce = allReduce
         self.staleness = staleness
@@ -159,11 +162,75 @@ public struct Job: Codable, Sendable, Equatable {
         if let s = strategy.staleness, s < 0 { throw DataError.invalid("--staleness must be ≥ 0, got \(s)") }
         guard timeout > 0 else { throw DataError.invalid("--timeout must be positive") }
         if case .synthetic(let spec) = data { try spec.validate() }
+        if strategy.gradientTracking && strategy.asynchronous {
+            throw DataError.invalid("gossip gradient tracking (--tracking) needs synchronous rounds; drop --async")
+        }
         try strategy.topology.validate(nodes: strategy.kind == .gossip ? nodes : max(nodes, 1))
     }
 
     /// Iterations between trace points.
     public var effectiveTraceEvery: Int {
         traceEvery > 0 ? traceEvery : max(1, stopping.maxIterations / 500)
+    }
+}
+
+// MARK: - Decoding with defaults
+//
+// A job file may leave out anything that has a default (a hand-written job needs only "data");
+// the synthesised decoders would demand every key.
+
+extension OptimizerSpec {
+    enum CodingKeys: String, CodingKey { case learningRate, momentum, batchSize }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(learningRate: try c.decodeIfPresent(LearningRate.self, forKey: .learningRate) ?? .auto,
+                  momentum: try c.decodeIfPresent(Double.self, forKey: .momentum) ?? 0,
+                  batchSize: try c.decodeIfPresent(Int.self, forKey: .batchSize))
+    }
+}
+
+extension StoppingRule {
+    enum CodingKeys: String, CodingKey { case maxIterations, tolerance }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(maxIterations: try c.decodeIfPresent(Int.self, forKey: .maxIterations) ?? 1000,
+                  tolerance: try c.decodeIfPresent(Double.self, forKey: .tolerance) ?? 1e-9)
+    }
+}
+
+extension StrategySpec {
+    enum CodingKeys: String, CodingKey { case kind, allReduce, staleness, topology, asynchronous, gradientTracking }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(kind: try c.decodeIfPresent(StrategyKind.self, forKey: .kind) ?? .mapReduce,
+                  allReduce: try c.decodeIfPresent(AllReduceAlgorithm.self, forKey: .allReduce) ?? .ring,
+                  staleness: try c.decodeIfPresent(Int.self, forKey: .staleness),
+                  topology: try c.decodeIfPresent(TopologySpec.self, forKey: .topology) ?? .ring,
+                  asynchronous: try c.decodeIfPresent(Bool.self, forKey: .asynchronous) ?? false)
+        gradientTracking = try c.decodeIfPresent(Bool.self, forKey: .gradientTracking) ?? false
+    }
+}
+
+extension Job {
+    enum CodingKeys: String, CodingKey {
+        case data, standardize, precision, partitioning, objective, strategy, optimizer, codec, stopping, nodes, seed
+        case timeout, traceEvery, computeReference
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(data: try c.decode(DataSource.self, forKey: .data))
+        standardize = try c.decodeIfPresent(Bool.self, forKey: .standardize) ?? standardize
+        precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? precision
+        partitioning = try c.decodeIfPresent(Partitioning.self, forKey: .partitioning) ?? partitioning
+        objective = try c.decodeIfPresent(Objective.self, forKey: .objective) ?? objective
+        strategy = try c.decodeIfPresent(StrategySpec.self, forKey: .strategy) ?? strategy
+        optimizer = try c.decodeIfPresent(OptimizerSpec.self, forKey: .optimizer) ?? optimizer
+        codec = try c.decodeIfPresent(CodecSpec.self, forKey: .codec) ?? codec
+        stopping = try c.decodeIfPresent(StoppingRule.self, forKey: .stopping) ?? stopping
+        nodes = try c.decodeIfPresent(Int.self, forKey: .nodes) ?? nodes
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
+        traceEvery = try c.decodeIfPresent(Int.self, forKey: .traceEvery) ?? traceEvery
+        computeReference = try c.decodeIfPresent(Bool.self, forKey: .computeReference) ?? computeReference
     }
 }
