@@ -50,9 +50,9 @@ bench-mpi: setup-mpi
 plots: release
 	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet matplotlib
 	@mkdir -p plots
-	$(BIN) simulate --quiet --nodes 1..256 --strategy allreduce --allreduce ring --latency 2us --bandwidth 10Gbit/s \
+	$(BIN) simulate --quiet --nodes 1..128 --strategy allreduce --allreduce ring --latency 2us --bandwidth 10Gbit/s \
 		--synthetic n=65536,d=100,cond=3,seed=1 --lr 0.5 --tolerance 1e-6 --iterations 400 --json plots/ring-2us.json --csv plots/ring-2us.csv
-	$(BIN) simulate --quiet --nodes 1..256 --strategy allreduce --allreduce ring --latency 50us --bandwidth 10Gbit/s \
+	$(BIN) simulate --quiet --nodes 1..128 --strategy allreduce --allreduce ring --latency 50us --bandwidth 10Gbit/s \
 		--synthetic n=65536,d=100,cond=3,seed=1 --lr 0.5 --tolerance 1e-6 --iterations 400 --json plots/ring-50us.json --csv plots/ring-50us.csv
 	$(BIN) simulate --quiet --nodes 1..64 --strategy mapreduce --latency 50us --bandwidth 10Gbit/s \
 		--synthetic n=65536,d=100,cond=3,seed=1 --lr 0.5 --tolerance 1e-6 --iterations 400 --json plots/mapreduce-50us.json --csv plots/mapreduce-50us.csv
