@@ -114,6 +114,7 @@ public struct ScalingStudy: Codable, Sendable {
         onPoint: (@Sendable (ScalingPoint) -> Void)?
     ) async throws -> ScalingStudy {
         let counts = Array(Set(nodeCounts + [1])).sorted()
+        BLASThreading.set(threads: 1)   // the reference solutions too, for reproducible studies
         let dataset = try DataLoader.load(job.data, as: Scalar.self)
         var points: [ScalingPoint] = []
         for m in counts {

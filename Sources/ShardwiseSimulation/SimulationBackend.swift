@@ -31,6 +31,8 @@ public struct SimulationBackend: Backend {
 
     public func run(_ job: Job, options: RunOptions) async throws -> TrainingReport {
         try check(job)
+        // Before the reference solution too: LAPACK on several threads rounds differently.
+        BLASThreading.set(threads: 1)
         switch job.precision {
         case .float64: return try await run(problem: PreparedProblem<Double>(job: job), options: options)
         case .float32: return try await run(problem: PreparedProblem<Float>(job: job), options: options)
@@ -65,9 +67,10 @@ public struct SimulationBackend: Backend {
         let job = problem.job
         try check(job)
         try validate(nodes: job.nodes)
-        let previousThreads = BLASThreading.threads
+        // One BLAS thread, and left so: a multi-threaded gemv sums in a different order, and a
+        // concurrent run restoring the previous setting mid-simulation would break bit-identical
+        // reports.
         BLASThreading.set(threads: 1)
-        defer { BLASThreading.set(threads: previousThreads) }
 
         let strategy = job.strategy.kind.makeStrategy()
         let run = try await simulate(nodes: job.nodes, timeout: job.timeout) { comm in

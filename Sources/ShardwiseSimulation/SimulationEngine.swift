@@ -105,6 +105,7 @@ final class SimulationEngine: @unchecked Sendable {
     private(set) var messages = 0
     private(set) var finishTime = 0.0
     private var started = 0
+    private let gate: Mutex<[UnsafeContinuation<Void, Never>?]>
     private var finishedCount = 0
     private(set) var firstError: (any Error)?
     private var cancelReason: String?
@@ -130,6 +131,7 @@ final class SimulationEngine: @unchecked Sendable {
         let delayRanks = Set(model.stragglers.delayRanks ?? Array(0..<size))
         delayed = (0..<size).map { model.stragglers.delay != nil && delayRanks.contains($0) }
         collectiveContributions = Array(repeating: nil, count: size)
+        gate = Mutex(Array(repeating: nil, count: size))
     }
 
     // MARK: - Running
@@ -149,7 +151,10 @@ final class SimulationEngine: @unchecked Sendable {
     private func drive(_ body: @escaping @Sendable (Int) async throws -> Void) {
         for r in 0..<size {
             Task(executorPreference: executor) { [self] in
-                started += 1
+                // A new task may first be scheduled by the runtime from another thread, so the
+                // order in which tasks arrive is not ours; every node waits at this gate until all
+                // have arrived, and the driver then starts them in rank order.
+                await withUnsafeContinuation { c in gate.withLock { $0[r] = c } }
                 do { try await body(r) } catch { fail(error) }
                 nodes[r].finished = true
                 finishedCount += 1
@@ -161,7 +166,13 @@ final class SimulationEngine: @unchecked Sendable {
             if finishedCount == size { return }
             if started < size {
                 // Tasks are still being set up by the runtime; their first jobs are on their way.
-                if ran == 0 { sched_yield() }
+                let arrived = gate.withLock { g in g.allSatisfy { $0 != nil } ? g : nil }
+                if let arrived {
+                    started = size
+                    for c in arrived { c!.resume() }
+                } else if ran == 0 {
+                    sched_yield()
+                }
                 continue
             }
             guard let next = events.nextTime else {
