@@ -29,9 +29,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        // Hand-written AVX2+FMA fused gradient kernels, dispatched at run time (any x86-64 runs the binary).
+        .target(name: "CShardwiseKernels"),
         .target(
             name: "Shardwise",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["COpenBLAS", "CShardwiseKernels"]
         ),
 
         // MARK: - Backends

@@ -8,18 +8,20 @@ let kernelShapes: [(rows: Int, columns: Int)] = [(1, 1), (1, 7), (9, 1), (13, 5)
 
 @Suite("Gradient kernel")
 struct KernelTests {
-    func check<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, columns: Int, link: Link, blockBytes: Int, tolerance: Double) {
+    func check<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, columns: Int, link: Link, blockBytes: Int, path: KernelPath,
+                                   tolerance: Double) {
         let x = TestData.matrix(rows: rows, columns: columns, seed: UInt64(rows * 31 + columns), as: Scalar.self)
         var y: [Scalar] = TestData.vector(rows, seed: 99, as: Scalar.self)
         if link == .logistic { y = y.map { $0 > 0 ? 1 : 0 } }
         let w: [Scalar] = TestData.vector(columns, seed: 5, as: Scalar.self)
         let reference = naiveGradientSum(x: x.view, y: y[...], link: link, w: w)
 
-        let kernel = GradientKernel(x: x.view, y: y[...], link: link, blockBytes: blockBytes)
+        let kernel = GradientKernel(x: x.view, y: y[...], link: link, blockBytes: blockBytes, path: path)
+        #expect(kernel.path == (path == .avx2 && KernelPath.avx2Available ? .avx2 : .blas))
         var g = [Scalar](repeating: .nan, count: columns)
         let e = kernel.gradientSum(w: w, into: &g)
         #expect(e.rows == rows)
-        #expect(relativeError(g, reference.gradient) < tolerance, "fused gradient, \(rows)×\(columns), block \(kernel.blockRows) rows")
+        #expect(relativeError(g, reference.gradient) < tolerance, "fused gradient (\(kernel.path)), \(rows)×\(columns), block \(kernel.blockRows) rows")
         #expect(isClose(e.lossSum, reference.lossSum, relative: tolerance))
 
         var g2 = [Scalar](repeating: .nan, count: columns)
@@ -40,15 +42,27 @@ struct KernelTests {
         #expect(g3 == g)
     }
 
-    @Test("fused and two-pass kernels match the naive loop", arguments: kernelShapes.indices)
-    func matchesNaive(shape: Int) {
+    /// Both paths: `avx2` (the hand-written kernel; `blas` again on a CPU without AVX2+FMA) and `blas`.
+    @Test("fused (both paths) and two-pass kernels match the naive loop",
+          arguments: kernelShapes.indices, KernelPath.allCases)
+    func matchesNaive(shape: Int, path: KernelPath) {
         let (n, d) = kernelShapes[shape]
         for link in Link.allCases {
             // A small block forces many blocks and a ragged last one; the default, usually one.
             for block in [64, GradientKernel<Double>.defaultBlockBytes] {
-                check(Double.self, rows: n, columns: d, link: link, blockBytes: block, tolerance: 1e-12)
-                check(Float.self, rows: n, columns: d, link: link, blockBytes: block, tolerance: 2e-4)
+                check(Double.self, rows: n, columns: d, link: link, blockBytes: block, path: path, tolerance: 1e-12)
+                check(Float.self, rows: n, columns: d, link: link, blockBytes: block, path: path, tolerance: 2e-4)
             }
+        }
+    }
+
+    /// The AVX2 kernel's edges: unaligned rows (odd d), d below one vector, n = 2 (first and last row
+    /// only), and tails of every length against 8 and 16.
+    @Test("the avx2 path handles every tail", arguments: [(2, 1), (2, 3), (5, 15), (6, 16), (7, 17), (11, 31), (4, 33)])
+    func avx2Tails(n: Int, d: Int) {
+        for link in Link.allCases {
+            check(Double.self, rows: n, columns: d, link: link, blockBytes: 64, path: .avx2, tolerance: 1e-12)
+            check(Float.self, rows: n, columns: d, link: link, blockBytes: 64, path: .avx2, tolerance: 2e-4)
         }
     }
 

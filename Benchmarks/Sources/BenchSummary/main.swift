@@ -40,6 +40,8 @@ var bars: [(String, String, Bool)] = []
     for (rows, columns) in kernelShapes {
         var rowsPerSecond: [String: Double] = [:]
         var fusedRatio: [String: Double] = [:]
+        var paths: [String: String] = [:]
+        var rowsPerSecondBy: [String: Double] = [:]
         func one<S: BLASScalar>(_: S.Type) {
             let fixture = FixtureCache.kernel(S.self, rows: rows, columns: columns)
             let s = fixture.pairedSamples(rounds: rounds)
@@ -48,8 +50,12 @@ var bars: [(String, String, Bool)] = []
                       + lpad(f(s.medianGBps(k)), 7) + lpad(f(100 * s.medianRatio(k)) + "%", 10)
                       + lpad(f(Double(rows) / s.medianSeconds(k) / 1e6, 2), 9))
             }
-            rowsPerSecond[S.precisionName] = Double(rows) / s.medianSeconds(.fused)
-            fusedRatio[S.precisionName] = s.medianRatio(.fused)
+            // The bars are on the default path of each precision (`KernelPath.preferred(for:)`).
+            let chosen: KernelName = KernelPath.preferred(for: S.self) == .avx2 ? .avx2 : .fused
+            rowsPerSecond[S.precisionName] = Double(rows) / s.medianSeconds(chosen)
+            fusedRatio[S.precisionName] = s.medianRatio(chosen)
+            paths[S.precisionName] = chosen.rawValue
+            for k in [KernelName.fused, .avx2] { rowsPerSecondBy[S.precisionName + " " + k.rawValue] = Double(rows) / s.medianSeconds(k) }
         }
         one(Double.self)
         one(Float.self)
@@ -57,9 +63,15 @@ var bars: [(String, String, Bool)] = []
         let speedup = rowsPerSecond["float32"]! / rowsPerSecond["float64"]!
         if rows == 200_000 {
             let r = fusedRatio["float64"]!
-            bars.append(("fused ≥ 80% of probe, float64 \(rows)×\(columns)", "\(f(100 * r))%", r >= 0.8))
+            bars.append(("\(paths["float64"]!) ≥ 80% of probe, float64 \(rows)×\(columns)", "\(f(100 * r))%", r >= 0.8))
         }
-        bars.append(("float32 rows/s ≥ 1.8× float64, fused \(rows)×\(columns)", "\(f(speedup, 2))×", speedup >= 1.8))
+        print("  float32/float64 rows/s, \(rows)×\(columns): " + [KernelName.fused, .avx2].flatMap { a in
+            [KernelName.fused, .avx2].map { b in
+                "f32 \(a.rawValue) / f64 \(b.rawValue) = \(f(rowsPerSecondBy["float32 " + a.rawValue]! / rowsPerSecondBy["float64 " + b.rawValue]!, 2))×"
+            }
+        }.joined(separator: ", "))
+        bars.append(("float32 (\(paths["float32"]!)) rows/s ≥ 1.8× float64 (\(paths["float64"]!)) \(rows)×\(columns)",
+                     "\(f(speedup, 2))×", speedup >= 1.8))
     }
     print()
 }
@@ -124,7 +136,7 @@ func sweep() {
         let fixture = KernelFixture<S>(rows: rows, columns: columns)
         print("\(fixture.label), fused kernel, % of probe (median of 7 paired runs, on-CPU time)")
         for kb in [32, 64, 128, 192, 256, 384, 512, 1024] {
-            let k = GradientKernel<S>(x: fixture.x.view, y: fixture.y[...], blockBytes: kb * 1024)
+            let k = GradientKernel<S>(x: fixture.x.view, y: fixture.y[...], blockBytes: kb * 1024, path: .blas)
             var ratios: [Double] = []
             fixture.runFused(k)
             for _ in 0..<7 {
@@ -144,7 +156,7 @@ func sweep() {
 func blocks(_ sizes: [Int], rounds: Int) {
     func one<S: BLASScalar>(_: S.Type, rows: Int, columns: Int) {
         let fixture = KernelFixture<S>(rows: rows, columns: columns)
-        let kernels = sizes.map { GradientKernel<S>(x: fixture.x.view, y: fixture.y[...], blockBytes: $0 * 1024) }
+        let kernels = sizes.map { GradientKernel<S>(x: fixture.x.view, y: fixture.y[...], blockBytes: $0 * 1024, path: .blas) }
         var ratios = [[Double]](repeating: [], count: sizes.count)
         for k in kernels { fixture.runFused(k) }
         for round in 0..<rounds {

@@ -58,8 +58,10 @@ public final class KernelFixture<Scalar: BLASScalar>: @unchecked Sendable {
     public let w: UnsafeMutablePointer<Scalar>
     public let g: UnsafeMutablePointer<Scalar>
     public let r: UnsafeMutablePointer<Scalar>
-    /// The block-fused kernel (`GradientKernel`, default block size unless told otherwise).
+    /// The block-fused cblas kernel (`GradientKernel`, `.blas` path, default block size unless told otherwise).
     public let fused: GradientKernel<Scalar>
+    /// The hand-written AVX2+FMA kernel (`.avx2` path) on the same X.
+    public let avx2: GradientKernel<Scalar>
 
     public var rows: Int { x.rows }
     public var columns: Int { x.columns }
@@ -80,7 +82,8 @@ public final class KernelFixture<Scalar: BLASScalar>: @unchecked Sendable {
         g.initialize(repeating: 0, count: columns)
         r = .allocate(capacity: rows)
         r.initialize(repeating: 0, count: rows)
-        fused = GradientKernel(x: x.view, y: y[...], blockBytes: blockBytes ?? GradientKernel<Scalar>.defaultBlockBytes)
+        fused = GradientKernel(x: x.view, y: y[...], blockBytes: blockBytes ?? GradientKernel<Scalar>.defaultBlockBytes, path: .blas)
+        avx2 = GradientKernel(x: x.view, y: y[...], path: .avx2)
     }
 
     deinit {
@@ -101,6 +104,7 @@ public final class KernelFixture<Scalar: BLASScalar>: @unchecked Sendable {
         case .probe: probe()
         case .fused: runFused()
         case .twoPass: runTwoPass()
+        case .avx2: consume(avx2.gradientSum(w: w, into: g))
         }
     }
 
@@ -127,7 +131,7 @@ public struct PairedKernelSamples: Sendable {
 }
 
 extension KernelFixture {
-    /// `rounds` rounds of probe, fused, two-pass (order rotated each round), after one warm-up.
+    /// `rounds` rounds of probe, fused, two-pass, avx2 (order rotated each round), after one warm-up.
     public func pairedSamples(rounds: Int, kernels: [KernelName] = KernelName.allCases) -> PairedKernelSamples {
         var out = PairedKernelSamples(bytes: bytes)
         for k in kernels { run(k) }   // warm-up: page in, code paths, OpenBLAS buffers

@@ -5,6 +5,8 @@ public enum KernelName: String, CaseIterable, Sendable {
     case probe = "read probe"
     case fused = "fused gemv"
     case twoPass = "two-pass gemv"
+    /// The hand-written AVX2+FMA fused kernel (`KernelPath.avx2`; the cblas path on a CPU without it).
+    case avx2 = "fused avx2"
 }
 
 /// Shapes of the kernel benchmark.
