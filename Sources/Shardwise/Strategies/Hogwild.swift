@@ -53,6 +53,7 @@ public struct Hogwild: Strategy {
         var full = [Scalar](repeating: 0, count: d)
         var updates = 0
         var lastRound = -1
+        var convergedRounds = 0
         while !shared.stop.load(ordering: .relaxed) {
             // Read w as it is (other nodes may be writing it).
             for j in 0..<d { w[j] = shared.base[j] }
@@ -86,10 +87,14 @@ public struct Hogwild: Strategy {
                 // The estimate is only meaningful once every node has published.
                 let ready = version >= m
                 node.observe(iteration: round, model: w, gradientNorm: ready ? norm : nil)
-                if ready, let reason = monitor.check(gradientNorm: norm) {
-                    stop = reason
+                // The published gradients may be stale: convergence must hold for two rounds in a
+                // row before it counts (a single stale snapshot can look better than w is).
+                let decision = ready ? monitor.check(gradientNorm: norm) : nil
+                convergedRounds = decision == .converged ? convergedRounds + 1 : 0
+                if decision == .diverged || convergedRounds >= 2 {
+                    stop = decision
                     shared.stop.store(true, ordering: .relaxed)
-                    if reason == .diverged {
+                    if decision == .diverged {
                         throw node.divergence(iteration: round, learningRate: learningRate, gradientNorm: norm)
                     }
                 }
