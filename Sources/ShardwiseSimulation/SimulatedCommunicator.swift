@@ -78,19 +78,3 @@ final class SimulatedCommunicator: Communicator, @unchecked Sendable {
     }
 }
 
-/// Shared memory for the simulator: all nodes run on one thread, so Hogwild's unlocked updates are
-/// applied one at a time, in an order fixed by the virtual clock — races appear as staleness (a
-/// node reads w, computes for a while, and writes its step into a w others have moved meanwhile),
-/// never as torn writes, and the run stays deterministic.
-final class SimulatedSharedMemory: SharedMemory, Sendable {
-    private let vectors = Mutex<[String: AnyObject & Sendable]>([:])
-
-    func vector<Scalar: BLASScalar>(named name: String, count: Int, of: Scalar.Type) -> SharedVector<Scalar> {
-        vectors.withLock { table in
-            if let v = table[name] as? SharedVector<Scalar>, v.count == count { return v }
-            let v = SharedVector<Scalar>(count: count)
-            table[name] = v
-            return v
-        }
-    }
-}

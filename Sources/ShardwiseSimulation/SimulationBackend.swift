@@ -104,7 +104,7 @@ public struct SimulationBackend: Backend {
         guard nodes >= 1 else { throw SimulationError.invalidModel("a simulation needs at least 1 node, got \(nodes)") }
         try validate(nodes: nodes)
         let engine = SimulationEngine(size: nodes, model: model, defaultTimeout: timeout)
-        let memory = SimulatedSharedMemory()
+        let memory = SharedMemoryRegistry()
         let comms = (0..<nodes).map { SimulatedCommunicator(rank: $0, engine: engine, sharedMemory: memory) }
         let results = ResultSlots<T>(count: nodes)
         await engine.run { rank in

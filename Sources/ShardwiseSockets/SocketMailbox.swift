@@ -12,8 +12,6 @@ import Synchronization
 /// from it throws `.peerLost`. A receive from `.any` reports each lost peer once (the parameter
 /// server catches it and carries on; asking again must not throw the same loss forever).
 final class SocketMailbox: Sendable {
-    struct Key: Hashable { var source: Int; var tag: Tag }
-    struct Pending { var sequence: Int; var message: Message }
     struct Waiter {
         var source: Source
         var tag: Tag
@@ -22,8 +20,7 @@ final class SocketMailbox: Sendable {
         var timer: Scheduled<Void>?
     }
     struct State {
-        var queues: [Key: Deque<Pending>] = [:]
-        var sequence = 0
+        var queue = MessageQueue()
         var waiter: Waiter?
         var lost: [Int: String] = [:]
         var lossReportedToAny: Set<Int> = []
@@ -46,8 +43,7 @@ final class SocketMailbox: Sendable {
                 s.waiter = nil
                 return w
             }
-            s.sequence += 1
-            s.queues[Key(source: message.source, tag: message.tag), default: []].append(Pending(sequence: s.sequence, message: message))
+            s.queue.append(message)
             return nil
         }
         if let w = resume {
@@ -59,7 +55,7 @@ final class SocketMailbox: Sendable {
     /// A queued match, or the loss/cancellation that makes waiting pointless, or nil (wait).
     private func immediate(_ s: inout State, source: Source, tag: Tag) -> Result<Message, any Error>? {
         if let reason = s.cancelled { return .failure(CommunicationError.cancelled(rank: rank, reason: reason)) }
-        if let m = Self.dequeue(&s, source: source, tag: tag) { return .success(m) }
+        if let m = s.queue.take(from: source, tag: tag) { return .success(m) }
         switch source {
         case .rank(let p):
             if let reason = s.lost[p] { return .failure(lostError(p, reason)) }
@@ -79,7 +75,7 @@ final class SocketMailbox: Sendable {
     func take(from source: Source, tag: Tag) throws -> Message? {
         let r: Result<Message, any Error>? = state.withLock { s in
             if let reason = s.cancelled { return .failure(CommunicationError.cancelled(rank: rank, reason: reason)) }
-            return Self.dequeue(&s, source: source, tag: tag).map { .success($0) }
+            return s.queue.take(from: source, tag: tag).map { .success($0) }
         }
         return try r?.get()
     }
@@ -147,44 +143,5 @@ final class SocketMailbox: Sendable {
         w?.continuation.resume(throwing: CommunicationError.cancelled(rank: rank, reason: reason))
     }
 
-    private static func dequeue(_ s: inout State, source: Source, tag: Tag) -> Message? {
-        var key: Key?
-        switch source {
-        case .rank(let r):
-            key = Key(source: r, tag: tag)
-        case .any:
-            var best = Int.max
-            for (k, q) in s.queues where k.tag == tag {
-                if let first = q.first, first.sequence < best { best = first.sequence; key = k }
-            }
-        }
-        guard let k = key, s.queues[k]?.isEmpty == false else { return nil }
-        return s.queues[k]!.removeFirst().message
-    }
 }
 
-/// A minimal FIFO queue (amortised O(1) at both ends) so a long backlog does not cost O(n) per take.
-struct Deque<Element>: ExpressibleByArrayLiteral {
-    private var items: [Element] = []
-    private var head = 0
-
-    init(arrayLiteral elements: Element...) { items = elements }
-
-    var isEmpty: Bool { head == items.count }
-    var first: Element? { isEmpty ? nil : items[head] }
-
-    mutating func append(_ e: Element) { items.append(e) }
-
-    mutating func removeFirst() -> Element {
-        let e = items[head]
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head > 64 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return e
-    }
-}

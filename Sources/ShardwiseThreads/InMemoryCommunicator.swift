@@ -11,7 +11,7 @@ final class InMemoryCommunicator: Communicator, @unchecked Sendable {
     let sharedMemory: SharedMemory?
     var backendName: String { "threads" }
 
-    init(rank: Int, fabric: InMemoryFabric, timeout: Double, sharedMemory: SharedMemory) {
+    init(rank: Int, fabric: InMemoryFabric, timeout: Double, sharedMemory: any SharedMemory) {
         self.rank = rank
         self.size = fabric.size
         self.fabric = fabric
@@ -56,16 +56,3 @@ final class InMemoryCommunicator: Communicator, @unchecked Sendable {
     }
 }
 
-/// Named vectors every node of the threads backend can reach.
-final class InMemorySharedMemory: SharedMemory, Sendable {
-    private let vectors = Mutex<[String: AnyObject & Sendable]>([:])
-
-    func vector<Scalar: BLASScalar>(named name: String, count: Int, of: Scalar.Type) -> SharedVector<Scalar> {
-        vectors.withLock { table in
-            if let v = table[name] as? SharedVector<Scalar>, v.count == count { return v }
-            let v = SharedVector<Scalar>(count: count)
-            table[name] = v
-            return v
-        }
-    }
-}

@@ -41,8 +41,6 @@ final class InMemoryFabric: Sendable {
 
 /// Messages waiting for one rank, and that rank's pending receive.
 final class Mailbox: Sendable {
-    struct Key: Hashable { var source: Int; var tag: Tag }
-    struct Pending { var sequence: Int; var message: Message }
     struct Waiter {
         var source: Source
         var tag: Tag
@@ -51,9 +49,7 @@ final class Mailbox: Sendable {
         var continuation: CheckedContinuation<Message, any Error>
     }
     struct State {
-        var queues: [Key: [Pending]] = [:]
-        var heads: [Key: Int] = [:]
-        var sequence = 0
+        var queue = MessageQueue()
         var waiter: Waiter?
         var cancelled: String?
     }
@@ -69,8 +65,7 @@ final class Mailbox: Sendable {
                 s.waiter = nil
                 return (w.continuation, message)
             }
-            s.sequence += 1
-            s.queues[Key(source: message.source, tag: message.tag), default: []].append(Pending(sequence: s.sequence, message: message))
+            s.queue.append(message)
             return nil
         }
         if let (c, m) = resume { c.resume(returning: m) }
@@ -80,37 +75,8 @@ final class Mailbox: Sendable {
     func take(from source: Source, tag: Tag) throws -> Message? {
         try state.withLock { s in
             if let reason = s.cancelled { throw CommunicationError.cancelled(rank: rank, reason: reason) }
-            return Self.dequeue(&s, source: source, tag: tag)
+            return s.queue.take(from: source, tag: tag)
         }
-    }
-
-    private static func dequeue(_ s: inout State, source: Source, tag: Tag) -> Message? {
-        var key: Key?
-        switch source {
-        case .rank(let r):
-            key = Key(source: r, tag: tag)
-        case .any:
-            var best = Int.max
-            for (k, q) in s.queues where k.tag == tag {
-                let h = s.heads[k, default: 0]
-                if h < q.count && q[h].sequence < best { best = q[h].sequence; key = k }
-            }
-        }
-        guard let k = key, var q = s.queues[k] else { return nil }
-        let h = s.heads[k, default: 0]
-        guard h < q.count else { return nil }
-        let m = q[h].message
-        if h + 1 == q.count {
-            q.removeAll(keepingCapacity: true)
-            s.heads[k] = 0
-        } else if h > 64 && h * 2 > q.count {
-            q.removeFirst(h + 1)
-            s.heads[k] = 0
-        } else {
-            s.heads[k] = h + 1
-        }
-        s.queues[k] = q
-        return m
     }
 
     /// Waits for a matching message, up to `timeout` seconds after `now`.
@@ -118,7 +84,7 @@ final class Mailbox: Sendable {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in
             let immediate: Result<Message, any Error>? = state.withLock { s in
                 if let reason = s.cancelled { return .failure(CommunicationError.cancelled(rank: rank, reason: reason)) }
-                if let m = Self.dequeue(&s, source: source, tag: tag) { return .success(m) }
+                if let m = s.queue.take(from: source, tag: tag) { return .success(m) }
                 s.waiter = Waiter(source: source, tag: tag, deadline: now + timeout, timeout: timeout, continuation: c)
                 return nil
             }

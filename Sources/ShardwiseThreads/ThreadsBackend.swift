@@ -79,7 +79,7 @@ public struct ThreadsBackend: Backend {
     ) async throws -> [T] {
         precondition(m >= 1, "an SPMD run needs at least one node")
         let fabric = InMemoryFabric(size: m)
-        let memory = InMemorySharedMemory()
+        let memory = SharedMemoryRegistry()
         let comms = (0..<m).map { InMemoryCommunicator(rank: $0, fabric: fabric, timeout: timeout, sharedMemory: memory) }
         let spin: UInt64 = m <= cores ? 200_000 : 0
         let threads = (0..<m).map { NodeThread(name: "node-\($0)", spinNanoseconds: spin) }
