@@ -13,7 +13,12 @@ public enum DataLoader {
             let data: Dataset<Double>
             switch format {
             case .csv: data = try CSVReader.read(path: path, target: target)
-            case .libsvm: data = try LIBSVMReader.read(path: path)
+            case .libsvm:
+                if let target {
+                    throw DataError.invalid(
+                        "\(path): a LIBSVM file's target is its first field on each line; --target \(target) applies to CSV and NPY only")
+                }
+                data = try LIBSVMReader.read(path: path)
             case .npy: data = try NPYReader.readDataset(path: path, target: target)
             }
             return data.converted(to: Scalar.self)
