@@ -1,13 +1,14 @@
 /// float16 (IEEE binary16) and bfloat16 (the top half of a Float), both round-to-nearest-even.
 enum HalfCoding {
     static func encode<Scalar: BLASScalar>(_ v: UnsafeBufferPointer<Scalar>, brain: Bool) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 2 * v.count)
-        for i in 0..<v.count {
-            let bits = brain ? bfloat16Bits(Float(v[i])) : float16Bits(Float(v[i]))
-            out[2 * i] = UInt8(truncatingIfNeeded: bits)
-            out[2 * i + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+        [UInt8](unsafeUninitializedCapacity: 2 * v.count) { buf, initialized in
+            let out = UnsafeMutableRawPointer(buf.baseAddress!)
+            for i in 0..<v.count {
+                let bits = brain ? bfloat16Bits(Float(v[i])) : float16Bits(Float(v[i]))
+                out.storeBytes(of: bits.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+            }
+            initialized = 2 * v.count
         }
-        return out
     }
 
     static func decode<Scalar: BLASScalar>(_ bytes: [UInt8], brain: Bool, into out: UnsafeMutableBufferPointer<Scalar>) throws {
@@ -58,22 +59,28 @@ enum HalfCoding {
 /// s = max|vᵢ|/127 followed by the entries round(vᵢ/s) as signed bytes. Error ≤ s/2 per entry.
 enum Int8Coding {
     static func encode<Scalar: BLASScalar>(_ v: UnsafeBufferPointer<Scalar>, chunk: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(v.count + 4 * ((v.count + chunk - 1) / chunk))
-        var start = 0
-        while start < v.count {
-            let end = min(v.count, start + chunk)
-            var m: Float = 0
-            for i in start..<end { m = max(m, abs(Float(v[i]))) }
-            let scale: Float = m > 0 && m.isFinite ? m / 127 : 0
-            withUnsafeBytes(of: scale.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-            for i in start..<end {
-                let q = scale > 0 ? (Float(v[i]) / scale).rounded() : 0
-                out.append(UInt8(bitPattern: Int8(max(-127, min(127, q)))))
+        let total = v.count + 4 * ((v.count + chunk - 1) / chunk)
+        return [UInt8](unsafeUninitializedCapacity: total) { buf, initialized in
+            let out = UnsafeMutableRawPointer(buf.baseAddress!)
+            var p = 0
+            var start = 0
+            while start < v.count {
+                let end = min(v.count, start + chunk)
+                var m: Float = 0
+                for i in start..<end { m = max(m, abs(Float(v[i]))) }
+                let scale: Float = m > 0 && m.isFinite ? m / 127 : 0
+                let inverse: Float = scale > 0 ? 1 / scale : 0
+                out.storeBytes(of: scale.bitPattern.littleEndian, toByteOffset: p, as: UInt32.self)
+                p += 4
+                for i in start..<end {
+                    let q = (Float(v[i]) * inverse).rounded()
+                    out.storeBytes(of: Int8(max(-127, min(127, q))), toByteOffset: p, as: Int8.self)
+                    p += 1
+                }
+                start = end
             }
-            start = end
+            initialized = total
         }
-        return out
     }
 
     static func decode<Scalar: BLASScalar>(_ bytes: [UInt8], chunk: Int, into out: UnsafeMutableBufferPointer<Scalar>) throws {
