@@ -145,6 +145,8 @@ extension Node {
             recorder.record(TracePoint(iteration: iteration, time: comm.now, model: w.map(Double.init),
                                        gradientNorm: gradientNorm))
         }
+        // Nobody listening (benchmarks, library use): skip the O(d) distance on the per-iteration path.
+        guard recorder.onProgress != nil else { return }
         recorder.progress(TrainingProgress(rank: rank, iteration: iteration, maxIterations: job.stopping.maxIterations,
                                    time: comm.now, loss: loss, gradientNorm: gradientNorm,
                                    distance: relativeDistance(w)))
