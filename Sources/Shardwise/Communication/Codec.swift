@@ -141,7 +141,7 @@ public final class VectorCodec: @unchecked Sendable {
     }
 
     public func decode<Scalar: BLASScalar>(_ bytes: [UInt8], count: Int, as: Scalar.Type = Scalar.self) throws -> [Scalar] {
-        var out = [Scalar](repeating: 0, count: count)
+        var out = Scalar.zeros(count)
         try out.withUnsafeMutableBufferPointer { try decode(bytes, into: $0) }
         return out
     }

@@ -9,8 +9,8 @@ extension Communicator {
         for step in 1..<size { try await send(mine, to: (rank + step) % size, tag: .allToAll) }
         // 2. Sum the decoded vectors of ranks 0, 1, …, m−1 — my own included, decoded from my own
         //    bytes — in rank order, so every rank adds the same numbers in the same order.
-        var incoming = [Scalar](repeating: 0, count: v.count)
-        var sum = [Scalar](repeating: 0, count: v.count)
+        var incoming = Scalar.zeros(v.count)
+        var sum = Scalar.zeros(v.count)
         for r in 0..<size {
             if r == rank {
                 try decode(Message(source: rank, tag: .allToAll, payload: mine), codec: codec, into: &incoming)

@@ -22,7 +22,7 @@ extension Communicator {
             let lo = k * (n / m) + min(k, n % m)
             return lo..<(lo + n / m + (k < n % m ? 1 : 0))
         }
-        var incoming = [Scalar](repeating: 0, count: n / m + 1)
+        var incoming = Scalar.zeros(n / m + 1)
         // 1. Reduce-scatter.
         for s in 0..<(m - 1) {
             let out = chunk(rank - s), into = chunk(rank - s - 1)

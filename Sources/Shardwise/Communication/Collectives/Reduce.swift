@@ -19,8 +19,8 @@ extension Communicator {
             let bytes = encode(v, codec: codec, stream: CodecStream(tag: .reduce, peer: root))
             try decode(Message(source: rank, tag: .reduce, payload: bytes), codec: codec, into: &own)
         }
-        var incoming = [Scalar](repeating: 0, count: v.count)
-        var sum = [Scalar](repeating: 0, count: v.count)
+        var incoming = Scalar.zeros(v.count)
+        var sum = Scalar.zeros(v.count)
         for r in 0..<size {
             if r == root {
                 accumulate(own, into: &sum)

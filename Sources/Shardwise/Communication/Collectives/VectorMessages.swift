@@ -35,7 +35,7 @@ extension Communicator {
         from source: Source, tag: Tag, count: Int, codec: VectorCodec, as: Scalar.Type = Scalar.self,
         timeout: Double? = nil
     ) async throws -> (source: Int, vector: [Scalar]) {
-        var out = [Scalar](repeating: 0, count: count)
+        var out = Scalar.zeros(count)
         let from = try await receiveVector(from: source, tag: tag, codec: codec, into: &out, timeout: timeout)
         return (from, out)
     }
