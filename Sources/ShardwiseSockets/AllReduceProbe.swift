@@ -15,6 +15,7 @@ public enum AllReduceProbe {
     /// Joins a world of `size` ranks at 127.0.0.1:`port` (rank 0 may give port 0 and a port file).
     public static func join(rank: Int, size: Int = 2, port: Int, secret: String, portFile: String? = nil,
                             timeout: Double = 30) async throws -> SocketCommunicator {
+        BLASThreading.set(threads: 1)   // two processes share the cores; OpenBLAS's idle threads would spin
         let config = SocketConfiguration(rank: rank, size: size, coordinatorPort: port, secret: try SharedSecret(secret),
                                          jobID: "allreduce-probe", timeout: timeout, portFile: portFile)
         return try await SocketCommunicator.rendezvous(config)

@@ -33,6 +33,7 @@ func runPeerIfAsked() {
                 try await AllReduceProbe.follow(comm)
                 await comm.close()
             } else {
+                BLASThreading.set(threads: 1)   // as `launch` does: two processes share the cores
                 let job = try JSONDecoder().decode(Job.self, from: Data(contentsOf: URL(fileURLWithPath: f[2])))
                 let config = SocketConfiguration(rank: 1, size: 2, coordinatorPort: Int(f[1])!, secret: try SharedSecret(secret),
                                                  jobID: SocketNode.jobID(job), timeout: 60)
