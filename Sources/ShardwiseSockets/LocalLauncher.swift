@@ -74,6 +74,8 @@ public struct LocalLauncher: Sendable {
             var a = ["node", "--rank", "\(rank)", "--size", "\(m)", "--coordinator", "\(host):\(port)", "--bind", host,
                      "--job", jobPath, "--log-level", logLevel]
             if m > 1 { a += ["--blas-threads", "1"] }
+            // More nodes than cores: a spinning receive would take the CPU a computing node needs.
+            if m > ProcessInfo.processInfo.activeProcessorCount { a += ["--spin-us", "0"] }
             if rank == 0 {
                 a += ["--report", reportPath, "--port-file", portPath, "--progress-lines"]
                 if let checkpointPath { a += ["--checkpoint", checkpointPath] }

@@ -90,6 +90,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "OpenBLAS threads (1 when several nodes share a machine; default: OpenBLAS's choice).")
     var blasThreads: Int?
 
+    @Option(help: ArgumentHelp("Microseconds a receive busy-polls before it sleeps (0 = never; sockets).", valueName: "µs"))
+    var spinUs: Double = SocketConfiguration.defaultSpinSeconds * 1e6
+
     @Flag(help: "Rank 0: print progress lines on stdout (for `launch`).")
     var progressLines = false
 
@@ -109,6 +112,7 @@ struct NodeCommand: AsyncParsableCommand {
         _ = try parseAddress(coordinator)
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         if maxFrameBytes < 1024 || maxFrameBytes > Int(UInt32.max) { throw ValidationError("--max-frame-bytes must be in 1 KiB … 4 GiB") }
+        guard spinUs >= 0, spinUs <= 1e6 else { throw ValidationError("--spin-us must be in 0 … 1000000, got \(spinUs)") }
     }
 
     func run() async throws {
@@ -139,6 +143,7 @@ struct NodeCommand: AsyncParsableCommand {
             secret: try SharedSecret.load(file: secretFile), jobID: SocketNode.jobID(job), timeout: job.timeout,
             portFile: portFile, logger: Logger(label: "shardwise.node"))
         config.maximumFrameBytes = maxFrameBytes
+        config.spinSeconds = spinUs * 1e-6
         var node = SocketNode(job: job, configuration: config)
         node.checkpointPath = checkpoint
         node.checkpointEvery = checkpointEvery

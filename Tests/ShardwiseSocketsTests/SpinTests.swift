@@ -1,0 +1,115 @@
+import Foundation
+import NIOCore
+import Shardwise
+import Testing
+@testable import ShardwiseSockets
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The receive spin reads data links itself (see `ReceiveSpin`): two nodes in this process, on
+/// loopback, exchange messages of every size class — with the spin on and off — and every byte
+/// must arrive in order, under the right tag.
+@Suite("Receive spin")
+struct SpinTests {
+    /// Deterministic bytes for message `k` of `n` bytes: the reference each receive is checked against.
+    static func payload(_ k: Int, _ n: Int) -> [UInt8] {
+        var x = UInt64(k) &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<n).map { _ in
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            return UInt8(truncatingIfNeeded: x)
+        }
+    }
+
+    static let sizes = [0, 1, 7, 4000, 65_539, 1 << 20, 4_000_005]
+
+    /// Rank 0 and rank 1 of a two-node world in this process.
+    static func world(spin: Double) async throws -> (SocketCommunicator, SocketCommunicator) {
+        let secret = try SharedSecret(SharedSecret.generate())
+        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("sw-spin-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: portFile) }
+        var c0 = SocketConfiguration(rank: 0, size: 2, coordinatorPort: 0, secret: secret, jobID: "spin", timeout: 20, portFile: portFile)
+        c0.spinSeconds = spin
+        async let rank0 = SocketCommunicator.rendezvous(c0)
+        var port: Int?
+        for _ in 0..<2000 where port == nil {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if port == nil { try await Task.sleep(nanoseconds: 5_000_000) }
+        }
+        var c1 = SocketConfiguration(rank: 1, size: 2, coordinatorPort: try #require(port), secret: secret, jobID: "spin", timeout: 20)
+        c1.spinSeconds = spin
+        let rank1 = try await SocketCommunicator.rendezvous(c1)
+        return (try await rank0, rank1)
+    }
+
+    @Test("every size arrives intact and in order, ping-pong and streamed", arguments: [0.0, 200e-6, 0.05])
+    func messagesArriveIntact(spin: Double) async throws {
+        let (a, b) = try await Self.world(spin: spin)
+        // Ping-pong: each side answers what it received, so both receive while the other sends.
+        async let echo: Void = withTaskExecutorPreference(b.executor) {
+            for (k, n) in Self.sizes.enumerated() {
+                let m = try await b.receive(from: .rank(0), tag: Tag(UInt32(k)), timeout: 20)
+                try await b.send(m.payload, to: 0, tag: Tag(UInt32(100 + k)))
+            }
+            // Streamed: many messages back to back, two tags interleaved; the spin reads several
+            // frames at once and frames split across reads.
+            for k in 0..<200 {
+                try await b.send(Self.payload(k, k % 3 == 0 ? 70_001 : 13 * k), to: 0, tag: Tag(UInt32(1000 + k % 2)))
+            }
+        }
+        try await withTaskExecutorPreference(a.executor) {
+            for (k, n) in Self.sizes.enumerated() {
+                try await a.send(Self.payload(k, n), to: 1, tag: Tag(UInt32(k)))
+                let m = try await a.receive(from: .rank(1), tag: Tag(UInt32(100 + k)), timeout: 20)
+                #expect(m.payload == Self.payload(k, n), "size \(n)")
+            }
+            // Tag 1001 first: its messages wait behind tag 1000's in the stream.
+            for k in stride(from: 1, to: 200, by: 2) {
+                let m = try await a.receive(from: .any, tag: Tag(1001), timeout: 20)
+                #expect(m.source == 1 && m.payload == Self.payload(k, k % 3 == 0 ? 70_001 : 13 * k), "message \(k)")
+            }
+            for k in stride(from: 0, to: 200, by: 2) {
+                let m = try await a.receive(from: .rank(1), tag: Tag(1000), timeout: 20)
+                #expect(m.payload == Self.payload(k, k % 3 == 0 ? 70_001 : 13 * k), "message \(k)")
+            }
+        }
+        try await echo
+        await b.close()
+        await a.close()
+    }
+
+    @Test("a socket's descriptor is found by its two addresses")
+    func descriptorLookup() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+                _ = bind(listener, a, len)
+                _ = listen(listener, 1)
+                _ = getsockname(listener, a, &len)
+            }
+        }
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        let connected = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, len) }
+        }
+        try #require(connected == 0)
+        let server = accept(listener, nil, nil)
+        defer { close(server) }
+        var local = sockaddr_in(), peer = sockaddr_in()
+        var l1 = len, l2 = len
+        withUnsafeMutablePointer(to: &local) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(client, $0, &l1) } }
+        withUnsafeMutablePointer(to: &peer) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getpeername(client, $0, &l2) } }
+        // The client end and the server end have the same two addresses, swapped.
+        #expect(SocketDescriptors.find(local: SocketAddress(local), remote: SocketAddress(peer)) == client)
+        #expect(SocketDescriptors.find(local: SocketAddress(peer), remote: SocketAddress(local)) == server)
+        var other = peer
+        other.sin_port = 1
+        #expect(SocketDescriptors.find(local: SocketAddress(other), remote: SocketAddress(local)) == nil)
+    }
+}
