@@ -108,7 +108,11 @@ struct ProcessTests {
         l2.initialModel = saved.model
         let report = try await l2.run(resumed)
         #expect(try #require(report.relativeDistance) < 1e-6)
-        #expect(report.iterations < Jobs.job(kind, nodes: 2).stopping.maxIterations)
+        // It started from the checkpoint, not from zero (a cold start is at relative distance 1).
+        // (Not "it converged in fewer iterations": the tolerance is relative to the starting
+        // gradient, which a late checkpoint makes tiny.)
+        let start = try #require(report.trace.first?.relativeDistance)
+        #expect(start < 0.5, "the resumed run started at relative distance \(start)")
     }
 
     @Test("SIGKILL of a worker: the parameter server finishes and reports the lost shard")
