@@ -151,7 +151,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         executor = EventLoopTaskExecutor(loop)
-        spin = ReceiveSpin(budget: configuration.spinSeconds, allocator: ByteBufferAllocator())
+        engine = ProgressEngine(budget: configuration.spinSeconds, allocator: ByteBufferAllocator())
         state = Mutex(State(links: Array(repeating: .idle, count: configuration.size)))
         let iteration = lastIteration
         mailbox = SocketMailbox(rank: configuration.rank) {
@@ -316,7 +316,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             if let late { write(channel, .peers, payload: Handshake.encode(late)) } else { completeRendezvousIfReady() }
         case .data:
             state.withLock { $0.inbound[hello.rank] = channel }
-            spin.addInbound(peer: hello.rank, channel: channel)
+            engine.add(peer: hello.rank, channel: channel, inbound: true)
             logger.trace("data link from rank \(hello.rank) accepted")
         }
     }
@@ -332,7 +332,8 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
                 s.links[peer] = .ready(channel)
                 return q
             }
-            for b in queued { spin.track(channel.write(b), onLoop: true) }
+            engine.add(peer: peer, channel: channel, inbound: false)
+            for b in queued { engine.track(channel.write(b), peer: peer, onLoop: true) }
             channel.flush()
             logger.trace("data link to rank \(peer) ready (\(queued.count) queued messages sent)")
         }
@@ -347,7 +348,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         let (finished, departed) = state.withLock { s in
             if purpose == .data {
                 if s.inbound[peer] != nil { s.inbound[peer] = nil }
-                spin.remove(peer: peer)
+                engine.remove(peer: peer)
                 if case .ready = s.links[peer] { s.links[peer] = .idle }
             } else {
                 s.control[peer] = nil
@@ -450,7 +451,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         }
         switch action {
         case .write(let ch):
-            spin.track(ch.writeAndFlush(buffer), onLoop: loop.inEventLoop)
+            engine.write(buffer, to: destination, channel: ch, onLoop: loop.inEventLoop)
         case .connect: openLink(to: destination)
         case .queued: break
         case .drop: logger.debug("dropping a message to lost rank \(destination)")
@@ -461,8 +462,8 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     private let allocator = ByteBufferAllocator()
     /// When `poll` last let the loop read (node-thread only).
     private let lastIOTurn = Box(0.0)
-    /// A receive's busy-poll before it sleeps (event-loop only).
-    private let spin: ReceiveSpin
+    /// The data links' fast path (event-loop only).
+    private let engine: ProgressEngine
 
     private func openLink(to peer: Int) {
         guard let address = state.withLock({ $0.peers.count > peer ? $0.peers[peer] : nil }) else {
@@ -483,7 +484,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             return m
         }
         let t0 = now
-        if loop.inEventLoop, let m = try spin.run(waitingFor: source.peers, arrived: { try mailbox.take(from: source, tag: tag) }) {
+        if loop.inEventLoop, let m = try engine.run(waitingFor: source.peers, arrived: { try mailbox.take(from: source, tag: tag) }) {
             metrics.recordReceive(bytes: m.payload.count + FrameHeader.size, waited: now - t0, seconds: 0)
             return m
         }
@@ -494,8 +495,10 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
 
     public func poll(from source: Source, tag: Tag) async throws -> Message? {
         if case .rank(let r) = source { try checkRank(r) }
+        if loop.inEventLoop { engine.pump() }
         var m = try mailbox.take(from: source, tag: tag)
         if m == nil && now - lastIOTurn.value > 1e-4 {
+            await handOverQueuedWrites()
             // The node runs on the I/O thread, and a strategy that only polls (asynchronous
             // gossip) never suspends, so the loop would never read. A task scheduled a little in
             // the future ends the loop's task run, so it polls its sockets before resuming us.
@@ -506,6 +509,16 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         }
         if let m { metrics.recordReceive(bytes: m.payload.count + FrameHeader.size, waited: 0, seconds: 0) }
         return m
+    }
+
+    /// Gives the engine's queued writes to NIO: before this node waits in the loop other than
+    /// through `receive` (which does it itself).
+    private func handOverQueuedWrites() async {
+        if loop.inEventLoop {
+            engine.handOverAll()
+        } else {
+            try? await loop.submit { [engine] in engine.handOverAll() }.get()
+        }
     }
 
     public func compute<R>(_ work: ComputeWork, _ body: () throws -> R) async rethrows -> R {
@@ -524,6 +537,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     /// coordinator's "done" so that no connection closes while others may still need it.
     public func finishAsWorker(outcome: [UInt8]) async throws {
         precondition(rank != 0)
+        await handOverQueuedWrites()
         guard let control = state.withLock({ $0.control[0] }) else {
             throw CommunicationError.peerLost(rank: rank, peer: 0, reason: "no connection to the coordinator")
         }
@@ -535,6 +549,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     /// the run is done. Returns outcomes by rank; lost ranks are missing.
     public func finishAsCoordinator() async throws -> [Int: [UInt8]] {
         precondition(rank == 0)
+        await handOverQueuedWrites()
         var outcomes: [Int: [UInt8]] = [:]
         let deadline = now + configuration.timeout
         while outcomes.count + mailbox.lostPeers.keys.filter({ outcomes[$0] == nil }).count < size - 1 {
@@ -555,6 +570,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
 
     /// Tells the others this node failed (rank 0: stops the run everywhere).
     public func abort(reason: String) {
+        if loop.inEventLoop { engine.handOverAll() } else { loop.execute { [engine] in engine.handOverAll() } }
         let controls: [any Channel] = state.withLock { s in
             s.finished = true
             return Array(s.control.values)
@@ -565,6 +581,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     /// Closes every connection (after a goodbye, so no peer mistakes it for a death) and stops
     /// the I/O thread.
     public func close() async {
+        await handOverQueuedWrites()
         let (listener, channels): ((any Channel)?, [any Channel]) = state.withLock { s in
             s.finished = true
             var all: [any Channel] = Array(s.control.values) + Array(s.inbound.values)
@@ -573,7 +590,28 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             s.listener = nil
             return (l, all)
         }
-        for ch in channels where ch.isActive { write(ch, .goodbye, payload: []) }
+        // A goodbye on every link; then wait (at most the timeout) until it — and so everything
+        // written before it — is out: closing a channel drops the bytes it has not written yet.
+        let written = channels.filter(\.isActive).map {
+            $0.writeAndFlush(FrameWriter.buffer(.goodbye, payload: [], allocator: $0.allocator))
+        }
+        if !written.isEmpty {
+            let drained = loop.makePromise(of: Void.self)
+            let settled = Box(false)
+            let settle: @Sendable () -> Void = { [loop] in
+                loop.assertInEventLoop()
+                guard !settled.value else { return }
+                settled.value = true
+                drained.succeed(())
+            }
+            EventLoopFuture.whenAllComplete(written, on: loop).whenComplete { _ in settle() }
+            let timer = loop.scheduleTask(in: .nanoseconds(Int64(configuration.timeout * 1e9))) {
+                self.logger.warning("closing with unsent data: a peer did not read it within \(self.configuration.timeout) s")
+                settle()
+            }
+            try? await drained.futureResult.get()
+            timer.cancel()
+        }
         try? await listener?.close().get()
         for ch in channels { try? await ch.close().get() }
         try? await group.shutdownGracefully()

@@ -7,11 +7,12 @@ import Testing
 import Glibc
 #endif
 
-/// The receive spin reads data links itself (see `ReceiveSpin`): two nodes in this process, on
-/// loopback, exchange messages of every size class — with the spin on and off — and every byte
-/// must arrive in order, under the right tag.
-@Suite("Receive spin")
-struct SpinTests {
+/// The progress engine writes and reads data links itself (see `ProgressEngine`): two nodes in
+/// this process, on loopback, exchange messages of every size class — with the engine off, on, and
+/// spinning long — and every byte must arrive in order, under the right tag, including messages
+/// larger than the socket buffers (partial writes queued, then handed to NIO at the close).
+@Suite("Progress engine")
+struct ProgressEngineTests {
     /// Deterministic bytes for message `k` of `n` bytes: the reference each receive is checked against.
     static func payload(_ k: Int, _ n: Int) -> [UInt8] {
         var x = UInt64(k) &* 0x9E37_79B9_7F4A_7C15 | 1

@@ -1,0 +1,219 @@
+import NIOCore
+import Shardwise
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The data links' fast path: how a node moves its messages while it waits for one, without
+/// putting its thread to sleep.
+///
+/// The node runs on its event-loop thread (see `SocketCommunicator`). Left to NIO, a receive
+/// suspends and the thread sleeps in epoll until bytes arrive; waking it costs tens of
+/// microseconds (on this 2-core virtual machine about 100 µs a message, measured with plain C
+/// sockets too), more than a small message takes to cross loopback; and a message larger than
+/// the socket buffer moves one wake-up at a time. So, as MPI's progress engines do, a node
+/// drives its data links itself while it has nothing else to do:
+///
+/// - **Writes.** A data frame is written to the socket directly (`send`, non-blocking); what does
+///   not fit waits in this engine's queue for the link and goes out as the socket drains.
+/// - **Reads.** A receive busy-polls the inbound links it waits on and reads them itself
+///   (`recv`, non-blocking), handing the bytes to the channel's pipeline (`fireChannelRead`):
+///   the same frame decoder, on the same thread, in stream order, as if NIO had read them.
+/// - **Hand-over.** When nothing has moved for `budget` seconds (or anything unusual happens: end
+///   of stream, an error, a closed channel), the receive gives up spinning, hands every queued
+///   write to NIO (`writeAndFlush`, in order) and waits in the loop as before; NIO finds whatever
+///   the spin left. The same hand-over happens before any other wait in the loop.
+///
+/// One writer and one reader per link at a time: the engine and NIO share the thread, and a link
+/// whose writes are pending in NIO takes new writes through NIO too (in order) until they are
+/// done; while any are pending the receive does not spin (the loop must finish them).
+/// Each turn without progress yields the CPU (`sched_yield`), so nodes that outnumber the cores
+/// still run. Everything here is confined to the event loop.
+final class ProgressEngine: @unchecked Sendable {
+    private struct Link {
+        let fd: Int32
+        let channel: any Channel
+    }
+
+    /// Seconds without progress before a receive goes back to sleeping in the loop (0 = off).
+    let budget: Double
+    private var inbound: [Int: Link] = [:]
+    private var outbound: [Int: Link] = [:]
+    /// Frames (or their unwritten rest) waiting for a link's socket to drain, by peer.
+    private var queued: [Int: [ByteBuffer]] = [:]
+    /// Writes handed to NIO and not yet completed, by peer.
+    private var nioPending: [Int: Int] = [:]
+    private var nioPendingTotal = 0
+    private var handOverScheduled = false
+    /// A write was started off the event loop and cannot be tracked: the engine stays off.
+    private var untracked = false
+    private var buffer: ByteBuffer
+    private var readSize = 1 << 16
+    private var fds: [pollfd] = []
+    private var roles: [(peer: Int, channel: any Channel, inbound: Bool)] = []
+
+    init(budget: Double, allocator: ByteBufferAllocator) {
+        self.budget = budget
+        buffer = allocator.buffer(capacity: 1 << 16)
+    }
+
+    /// Registers an authenticated data link (its descriptor found by its addresses; see
+    /// `SocketDescriptors`). Without a descriptor the link simply stays NIO's alone.
+    func add(peer: Int, channel: any Channel, inbound isInbound: Bool) {
+        guard budget > 0, let local = channel.localAddress, let remote = channel.remoteAddress,
+              let fd = SocketDescriptors.find(local: local, remote: remote) else { return }
+        if isInbound { inbound[peer] = Link(fd: fd, channel: channel) } else { outbound[peer] = Link(fd: fd, channel: channel) }
+    }
+
+    /// Forgets a peer's links (closed); its queued writes are dropped with them.
+    func remove(peer: Int) {
+        inbound[peer] = nil
+        outbound[peer] = nil
+        queued[peer] = nil
+    }
+
+    // MARK: - Writes
+
+    /// Sends a frame to `peer` over `channel`: directly when the engine owns the link's writes,
+    /// else through NIO.
+    func write(_ frame: ByteBuffer, to peer: Int, channel: any Channel, onLoop: Bool) {
+        if budget > 0, onLoop, let link = outbound[peer], link.channel === channel, nioPending[peer] == nil {
+            queued[peer, default: []].append(frame)
+            if !flushQueue(peer) { handOver(peer); return }
+            if queued[peer] != nil && !handOverScheduled {
+                // Whatever is still queued when this thread next returns to the loop (the node
+                // awaits something other than a receive) goes to NIO then.
+                handOverScheduled = true
+                channel.eventLoop.execute { [self] in
+                    handOverScheduled = false
+                    handOverAll()
+                }
+            }
+            return
+        }
+        if onLoop { handOver(peer) }
+        track(channel.writeAndFlush(frame), peer: peer, onLoop: onLoop)
+    }
+
+    /// Writes through NIO that the engine must wait for (connection set-up, hand-over).
+    func track(_ future: EventLoopFuture<Void>, peer: Int, onLoop: Bool) {
+        guard budget > 0 else { return }
+        guard onLoop else { untracked = true; return }
+        nioPending[peer, default: 0] += 1
+        nioPendingTotal += 1
+        future.whenComplete { [self] _ in
+            nioPendingTotal -= 1
+            if let k = nioPending[peer] { nioPending[peer] = k > 1 ? k - 1 : nil }
+        }
+    }
+
+    /// Writes as much of `peer`'s queue as its socket takes; false on an error (NIO will see it).
+    private func flushQueue(_ peer: Int) -> Bool {
+        guard let link = outbound[peer], link.channel.isActive else { return false }
+        while var head = queued[peer]?.first {
+            let n = head.withUnsafeReadableBytes { b in
+                send(link.fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+            }
+            if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK }
+            head.moveReaderIndex(forwardBy: n)
+            if head.readableBytes == 0 {
+                queued[peer]!.removeFirst()
+                if queued[peer]!.isEmpty { queued[peer] = nil }
+            } else {
+                queued[peer]![0] = head
+                return true   // the socket is full
+            }
+        }
+        return true
+    }
+
+    /// Moves `peer`'s queued frames to NIO, in order.
+    private func handOver(_ peer: Int) {
+        guard let frames = queued.removeValue(forKey: peer), let link = outbound[peer] else { return }
+        for f in frames { track(link.channel.write(f), peer: peer, onLoop: true) }
+        link.channel.flush()
+    }
+
+    /// Moves every queued frame to NIO: before the thread waits in the loop.
+    func handOverAll() {
+        for peer in Array(queued.keys) { handOver(peer) }
+    }
+
+    /// One turn without waiting: writes what the sockets take, reads what has arrived (the
+    /// non-blocking `poll` of asynchronous strategies).
+    func pump() {
+        guard budget > 0, !untracked else { return }
+        for peer in Array(queued.keys) where !flushQueue(peer) { handOver(peer) }
+        guard nioPendingTotal == 0 else { return }
+        for (_, link) in inbound where link.channel.isActive {
+            var p = pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 0) > 0, p.revents & Int16(POLLIN) != 0, read(link.fd, into: link.channel) else { continue }
+        }
+    }
+
+    // MARK: - Receives
+
+    /// Spins until `arrived()` returns a message (returned), or nothing moves for `budget`
+    /// seconds, or something needs NIO (nil: queued writes are handed over; wait in the loop).
+    /// `peers` nil = any peer.
+    func run<M>(waitingFor peers: [Int]?, arrived: () throws -> M?) rethrows -> M? {
+        guard budget > 0, !untracked, nioPendingTotal == 0 else { handOverAll(); return nil }
+        let readers = inbound.filter { peers?.contains($0.key) ?? true }
+        if readers.isEmpty { handOverAll(); return nil }
+        var idleSince = MonotonicClock.now()
+        while true {
+            fds.removeAll(keepingCapacity: true)
+            roles.removeAll(keepingCapacity: true)
+            for (peer, link) in readers {
+                fds.append(pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0))
+                roles.append((peer, link.channel, true))
+            }
+            for peer in queued.keys {
+                guard let link = outbound[peer] else { continue }
+                fds.append(pollfd(fd: link.fd, events: Int16(POLLOUT), revents: 0))
+                roles.append((peer, link.channel, false))
+            }
+            let ready = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress!, nfds_t($0.count), 0) }
+            if ready < 0 { handOverAll(); return nil }
+            if ready > 0 {
+                var gotBytes = false
+                for i in fds.indices where fds[i].revents != 0 {
+                    let (peer, channel, isInbound) = roles[i]
+                    guard channel.isActive else { handOverAll(); return nil }
+                    if isInbound {
+                        // Hang-up or error without data: NIO's to handle.
+                        guard fds[i].revents & Int16(POLLIN) != 0, self.read(fds[i].fd, into: channel) else { handOverAll(); return nil }
+                        gotBytes = true
+                    } else {
+                        guard fds[i].revents & Int16(POLLOUT) != 0, flushQueue(peer) else { handOverAll(); return nil }
+                    }
+                }
+                if gotBytes, let m = try arrived() { return m }
+                // A handler answered through NIO (rare: control traffic): let the loop finish it.
+                if nioPendingTotal > 0 { handOverAll(); return nil }
+                idleSince = MonotonicClock.now()
+            } else {
+                if MonotonicClock.now() - idleSince > budget { handOverAll(); return nil }
+                sched_yield()
+            }
+        }
+    }
+
+    /// Reads what is waiting on `fd` into the pipeline of `channel`; false at end of stream or on
+    /// an error (left for NIO to find). Reads grow from 64 KiB to 4 MiB while they come back full.
+    private func read(_ fd: Int32, into channel: any Channel) -> Bool {
+        buffer.clear(minimumCapacity: readSize)
+        var result = 0
+        let size = readSize
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            result = recv(fd, out.baseAddress, size, Int32(MSG_DONTWAIT))
+            return max(result, 0)
+        }
+        guard result > 0 else { return result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) }
+        if result == size { readSize = min(size * 2, 1 << 22) }
+        channel.pipeline.syncOperations.fireChannelRead(NIOAny(buffer))
+        return true
+    }
+}
