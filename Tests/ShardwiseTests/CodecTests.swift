@@ -44,6 +44,33 @@ struct CodecTests {
         }
     }
 
+    @Test("encoding into a send buffer gives the same bytes; decode-and-add equals decode then add",
+          arguments: specs, [0, 1, 7, 1000])
+    func inPlaceVariantsAgree(spec: CodecSpec, count: Int) throws {
+        let v: [Double] = TestData.vector(count, seed: UInt64(count) + 5).map { $0 * 10 }
+        let stream = CodecStream(tag: Tag(2), peer: 1)
+        // Two codecs, so that top-k's error feedback starts from the same state in both.
+        let reference = spec.makeCodec().encode(v, stream: stream)
+        let codec = spec.makeCodec()
+        var inPlace = [UInt8](repeating: 0xAB, count: codec.encodedSize(count: count))
+        v.withUnsafeBufferPointer { src in
+            inPlace.withUnsafeMutableBytes { codec.encode(src, into: $0, stream: stream) }
+        }
+        #expect(inPlace == reference)
+        // Decode-and-add against a naive loop over the plain decode.
+        let base: [Double] = TestData.vector(count, seed: 99).map { $0 - 0.5 }
+        let decoded: [Double] = try codec.decode(reference, count: count)
+        var sum = base
+        try sum.withUnsafeMutableBufferPointer { try codec.decodeAdding(reference, into: $0) }
+        for i in 0..<count { #expect(sum[i] == base[i] + decoded[i], "entry \(i)") }
+        // Float vectors through float64/float32 wires too.
+        let baseF = base.map(Float.init)
+        var sumF = baseF
+        try sumF.withUnsafeMutableBufferPointer { try codec.decodeAdding(reference, into: $0) }
+        let decodedF: [Float] = try codec.decode(reference, count: count)
+        for i in 0..<count { #expect(sumF[i] == baseF[i] + decodedF[i], "entry \(i)") }
+    }
+
     @Test("bytes per entry: float32 halves float64, 16-bit quarters it")
     func sizes() {
         let n = 10_000

@@ -121,6 +121,37 @@ public final class VectorCodec: @unchecked Sendable {
         }
     }
 
+    /// Encodes `v` into `out`, which holds exactly `encodedSize(count: v.count)` bytes (a
+    /// backend's own send buffer: float64 and float32 are written there directly).
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
+    public func encode<Scalar: BLASScalar>(_ v: UnsafeBufferPointer<Scalar>, into out: UnsafeMutableRawBufferPointer,
+                                           stream: CodecStream) {
+        switch spec {
+        case .float64: ScalarCoding.encode(v, as: Double.self, into: out)
+        case .float32: ScalarCoding.encode(v, as: Float.self, into: out)
+        default:
+            let bytes = encode(v, stream: stream)
+            precondition(bytes.count == out.count, "encodedSize(count:) disagrees with the \(spec) encoder")
+            bytes.withUnsafeBytes { out.copyMemory(from: $0) }
+        }
+    }
+
+    /// out ← out + decode(bytes), in one pass for float64 and float32 (the ring's reduce-scatter);
+    /// other codecs decode into a scratch vector first.
+    @_specialize(where Scalar == Double)
+    @_specialize(where Scalar == Float)
+    public func decodeAdding<Scalar: BLASScalar>(_ bytes: [UInt8], into out: UnsafeMutableBufferPointer<Scalar>) throws {
+        switch spec {
+        case .float64: try ScalarCoding.decodeAdding(bytes, as: Double.self, into: out)
+        case .float32: try ScalarCoding.decodeAdding(bytes, as: Float.self, into: out)
+        default:
+            var scratch = Scalar.zeros(out.count)
+            try scratch.withUnsafeMutableBufferPointer { try decode(bytes, into: $0) }
+            for i in 0..<out.count { out[i] += scratch[i] }
+        }
+    }
+
     public func encode<Scalar: BLASScalar>(_ v: [Scalar], stream: CodecStream) -> [UInt8] {
         v.withUnsafeBufferPointer { encode($0, stream: stream) }
     }
@@ -160,6 +191,32 @@ enum ScalarCoding {
                 for i in 0..<n { out[i] = Wire(v[i]) }
             }
             initialized = n * Wire.byteWidth
+        }
+    }
+
+    static func encode<Scalar: BLASScalar, Wire: BLASScalar>(_ v: UnsafeBufferPointer<Scalar>, as: Wire.Type,
+                                                             into out: UnsafeMutableRawBufferPointer) {
+        let n = v.count
+        precondition(out.count == n * Wire.byteWidth)
+        guard n > 0 else { return }
+        if Scalar.self == Wire.self {
+            out.baseAddress!.copyMemory(from: v.baseAddress!, byteCount: n * Wire.byteWidth)
+        } else {
+            for i in 0..<n { out.storeBytes(of: Wire(v[i]), toByteOffset: i * Wire.byteWidth, as: Wire.self) }
+        }
+    }
+
+    static func decodeAdding<Scalar: BLASScalar, Wire: BLASScalar>(
+        _ bytes: [UInt8], as: Wire.Type, into out: UnsafeMutableBufferPointer<Scalar>
+    ) throws {
+        guard bytes.count == out.count * Wire.byteWidth else {
+            throw CommunicationError.badPayload(
+                "\(Wire.precisionName) payload of \(bytes.count) bytes cannot hold \(out.count) entries")
+        }
+        bytes.withUnsafeBytes { raw in
+            for i in 0..<out.count {
+                out[i] += Scalar(raw.loadUnaligned(fromByteOffset: i * Wire.byteWidth, as: Wire.self))
+            }
         }
     }
 

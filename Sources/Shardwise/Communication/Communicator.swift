@@ -129,6 +129,11 @@ public protocol Communicator: AnyObject, Sendable {
     func send(_ payload: [UInt8], to destination: Int, tag: Tag) async throws
     func receive(from source: Source, tag: Tag, timeout: Double?) async throws -> Message
 
+    /// Sends the `count` bytes `fill` writes (an encoded vector). A backend with its own send
+    /// buffers (sockets) lets the codec write straight into them, sparing a copy; the default
+    /// fills an array and calls `send`.
+    func send(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws
+
     /// Takes a matching message if one has already arrived, without waiting; `nil` otherwise.
     /// (Asynchronous strategies mix in whatever their neighbours have sent so far.)
     func poll(from source: Source, tag: Tag) async throws -> Message?
@@ -150,6 +155,14 @@ extension Communicator {
 
     public func nativeAllReduce<Scalar: BLASScalar>(_ vector: inout [Scalar]) async throws -> Bool {
         false
+    }
+
+    public func send(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws {
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            fill(UnsafeMutableRawBufferPointer(buffer))
+            initialized = count
+        }
+        try await send(bytes, to: destination, tag: tag)
     }
 
     /// Checks a rank argument.

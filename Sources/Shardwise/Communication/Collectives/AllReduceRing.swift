@@ -22,17 +22,24 @@ extension Communicator {
             let lo = k * (n / m) + min(k, n % m)
             return lo..<(lo + n / m + (k < n % m ? 1 : 0))
         }
-        var incoming = Scalar.zeros(n / m + 1)
-        // 1. Reduce-scatter.
+        // 1. Reduce-scatter (the codec encodes into the backend's send buffer, and the incoming
+        //    chunk is decoded and added in one pass).
         for s in 0..<(m - 1) {
-            let out = chunk(rank - s), into = chunk(rank - s - 1)
-            let bytes = encode(v, range: out, codec: codec, stream: CodecStream(tag: .ringReduceScatter, peer: right))
-            try await send(bytes, to: right, tag: .ringReduceScatter)
-            try await receiveVector(from: .rank(left), tag: .ringReduceScatter, codec: codec,
-                                    into: &incoming, range: 0..<into.count)
-            accumulate(incoming, into: &v, range: into)
+            try await sendVector(v, range: chunk(rank - s), to: right, tag: .ringReduceScatter, codec: codec)
+            try await receiveVectorAdding(from: .rank(left), tag: .ringReduceScatter, codec: codec,
+                                          into: &v, range: chunk(rank - s - 1))
         }
-        // 2. All-gather. First the chunk I own (r + 1), encoded once; I adopt its decoded form.
+        // 2. All-gather. Lossless codecs: every chunk is encoded from v, which holds exactly the
+        //    values its owner sent (encoding them again gives the same bytes).
+        if codec.spec.isLossless {
+            for s in 0..<(m - 1) {
+                try await sendVector(v, range: chunk(rank + 1 - s), to: right, tag: .ringAllGather, codec: codec)
+                try await receiveVector(from: .rank(left), tag: .ringAllGather, codec: codec, into: &v, range: chunk(rank - s))
+            }
+            return
+        }
+        // Lossy codecs: the chunk I own (r + 1) is encoded once, I adopt its decoded form, and
+        // the bytes received are forwarded unchanged (so every rank ends with identical bits).
         let owned = chunk(rank + 1)
         var bytes = encode(v, range: owned, codec: codec, stream: CodecStream(tag: .ringAllGather, peer: right))
         if !codec.spec.isLossless {

@@ -13,10 +13,15 @@ extension Communicator {
         return bytes
     }
 
-    /// Encodes `v` with `codec` and sends it.
-    public func sendVector<Scalar: BLASScalar>(_ v: [Scalar], to destination: Int, tag: Tag, codec: VectorCodec) async throws {
-        let bytes = encode(v, codec: codec, stream: CodecStream(tag: tag, peer: destination))
-        try await send(bytes, to: destination, tag: tag)
+    /// Encodes `v[range]` (all of `v` by default) with `codec` and sends it; the codec writes
+    /// into the backend's send buffer when it has one (`send(count:to:tag:fill:)`).
+    public func sendVector<Scalar: BLASScalar>(_ v: [Scalar], range: Range<Int>? = nil, to destination: Int, tag: Tag,
+                                               codec: VectorCodec) async throws {
+        let r = range ?? 0..<v.count
+        let stream = CodecStream(tag: tag, peer: destination)
+        try await send(count: codec.encodedSize(count: r.count), to: destination, tag: tag) { out in
+            v.withUnsafeBufferPointer { codec.encode(UnsafeBufferPointer(rebasing: $0[r]), into: out, stream: stream) }
+        }
     }
 
     /// Receives a vector and decodes it into `out[range]` (all of `out` by default). Returns the sender.
@@ -38,6 +43,25 @@ extension Communicator {
         var out = Scalar.zeros(count)
         let from = try await receiveVector(from: source, tag: tag, codec: codec, into: &out, timeout: timeout)
         return (from, out)
+    }
+
+    /// Receives a vector and adds it into `out[range]` (decoding and adding in one pass where the
+    /// codec can). Returns the sender.
+    @discardableResult
+    public func receiveVectorAdding<Scalar: BLASScalar>(
+        from source: Source, tag: Tag, codec: VectorCodec, into out: inout [Scalar], range: Range<Int>
+    ) async throws -> Int {
+        let message = try await receive(from: source, tag: tag, timeout: nil)
+        let t0 = now
+        do {
+            try out.withUnsafeMutableBufferPointer {
+                try codec.decodeAdding(message.payload, into: UnsafeMutableBufferPointer(rebasing: $0[range]))
+            }
+        } catch let error as CommunicationError {
+            throw CommunicationError.badPayload("rank \(rank) from rank \(message.source) (\(message.tag)): \(error)")
+        }
+        metrics.addCommunication(seconds: now - t0)
+        return message.source
     }
 
     /// Decodes a message's payload into `out[range]`.
