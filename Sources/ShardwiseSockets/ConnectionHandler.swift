@@ -79,7 +79,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                                     secret: node.configuration.secret)
             write(context: context, Frame(type: .welcome, payload: Handshake.encode(Handshake.Welcome(rank: node.rank, mac: mac))))
             establish(context: context, peer: hello.rank, purpose: hello.purpose)
-            node.accepted(hello, channel: context.channel, remote: context.remoteAddress)
+            node.accepted(hello, channel: context.channel, remote: context.remoteAddress, decoder: decoder)
 
         case .awaitingChallenge:
             guard case .connector(let peer, let purpose, let listenPort) = role,

@@ -35,6 +35,8 @@ final class ProgressEngine: @unchecked Sendable {
     private struct Link {
         let fd: Int32
         let channel: any Channel
+        /// The inbound link's frame decoder, to read payloads into directly.
+        var decoder: FrameDecoder? = nil
     }
 
     /// Seconds without progress before a receive goes back to sleeping in the loop (0 = off).
@@ -50,7 +52,7 @@ final class ProgressEngine: @unchecked Sendable {
     /// A write was started off the event loop and cannot be tracked: the engine stays off.
     private var untracked = false
     private var buffer: ByteBuffer
-    private var readSize = 1 << 16
+    private let readSize = 1 << 16
     private var fds: [pollfd] = []
     private var roles: [(peer: Int, channel: any Channel, inbound: Bool)] = []
 
@@ -61,10 +63,14 @@ final class ProgressEngine: @unchecked Sendable {
 
     /// Registers an authenticated data link (its descriptor found by its addresses; see
     /// `SocketDescriptors`). Without a descriptor the link simply stays NIO's alone.
-    func add(peer: Int, channel: any Channel, inbound isInbound: Bool) {
+    func add(peer: Int, channel: any Channel, inbound isInbound: Bool, decoder: FrameDecoder? = nil) {
         guard budget > 0, let local = channel.localAddress, let remote = channel.remoteAddress,
               let fd = SocketDescriptors.find(local: local, remote: remote) else { return }
-        if isInbound { inbound[peer] = Link(fd: fd, channel: channel) } else { outbound[peer] = Link(fd: fd, channel: channel) }
+        if isInbound {
+            inbound[peer] = Link(fd: fd, channel: channel, decoder: decoder)
+        } else {
+            outbound[peer] = Link(fd: fd, channel: channel)
+        }
     }
 
     /// Forgets a peer's links (closed); its queued writes are dropped with them.
@@ -149,7 +155,7 @@ final class ProgressEngine: @unchecked Sendable {
         guard nioPendingTotal == 0 else { return }
         for (_, link) in inbound where link.channel.isActive {
             var p = pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, 0) > 0, p.revents & Int16(POLLIN) != 0, read(link.fd, into: link.channel) else { continue }
+            guard poll(&p, 1, 0) > 0, p.revents & Int16(POLLIN) != 0, read(link) else { continue }
         }
     }
 
@@ -184,7 +190,7 @@ final class ProgressEngine: @unchecked Sendable {
                     guard channel.isActive else { handOverAll(); return nil }
                     if isInbound {
                         // Hang-up or error without data: NIO's to handle.
-                        guard fds[i].revents & Int16(POLLIN) != 0, self.read(fds[i].fd, into: channel) else { handOverAll(); return nil }
+                        guard fds[i].revents & Int16(POLLIN) != 0, let link = inbound[peer], read(link) else { handOverAll(); return nil }
                         gotBytes = true
                     } else {
                         guard fds[i].revents & Int16(POLLOUT) != 0, flushQueue(peer) else { handOverAll(); return nil }
@@ -201,8 +207,19 @@ final class ProgressEngine: @unchecked Sendable {
         }
     }
 
-    /// Reads what is waiting on `fd` into the pipeline of `channel`; false at end of stream or on
-    /// an error (left for NIO to find). Reads grow from 64 KiB to 4 MiB while they come back full.
+    /// Reads what is waiting on `link` into its pipeline; false at end of stream or on an error
+    /// (left for NIO to find). Inside a payload the bytes go straight into it (no copy);
+    /// otherwise a read of at most 64 KiB (a small frame whole, or the head of a large one) goes
+    /// through the read buffer.
+    private func read(_ link: Link) -> Bool {
+        let fd = link.fd
+        if let n = link.decoder?.readPayloadDirectly({ recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }) {
+            return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        }
+        return read(fd, into: link.channel)
+    }
+
+    /// Reads what is waiting on `fd` into the pipeline of `channel` through the read buffer.
     private func read(_ fd: Int32, into channel: any Channel) -> Bool {
         buffer.clear(minimumCapacity: readSize)
         var result = 0
@@ -212,7 +229,6 @@ final class ProgressEngine: @unchecked Sendable {
             return max(result, 0)
         }
         guard result > 0 else { return result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) }
-        if result == size { readSize = min(size * 2, 1 << 22) }
         channel.pipeline.syncOperations.fireChannelRead(NIOAny(buffer))
         return true
     }

@@ -303,7 +303,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         return state.withLock { $0.inbound[hello.rank] != nil ? "rank \(hello.rank) already has a data link here" : nil }
     }
 
-    func accepted(_ hello: Handshake.Hello, channel: any Channel, remote: SocketAddress?) {
+    func accepted(_ hello: Handshake.Hello, channel: any Channel, remote: SocketAddress?, decoder: FrameDecoder) {
         switch hello.purpose {
         case .join:
             let host = remote?.ipAddress ?? configuration.coordinatorHost
@@ -316,7 +316,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             if let late { write(channel, .peers, payload: Handshake.encode(late)) } else { completeRendezvousIfReady() }
         case .data:
             state.withLock { $0.inbound[hello.rank] = channel }
-            engine.add(peer: hello.rank, channel: channel, inbound: true)
+            engine.add(peer: hello.rank, channel: channel, inbound: true, decoder: decoder)
             logger.trace("data link from rank \(hello.rank) accepted")
         }
     }
@@ -431,8 +431,23 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             metrics.recordSend(bytes: payload.count, to: destination, seconds: now - t0)
             return
         }
-        let buffer = FrameWriter.buffer(.data, tag: tag.rawValue, payload: payload, allocator: allocator)
-        let bytes = buffer.readableBytes
+        sendFrame(FrameWriter.buffer(.data, tag: tag.rawValue, payload: payload, allocator: allocator), to: destination)
+        metrics.recordSend(bytes: payload.count + FrameHeader.size, to: destination, seconds: now - t0)
+    }
+
+    /// The codec writes straight into the frame (no intermediate array).
+    public func send(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws {
+        try checkRank(destination)
+        if destination == rank {
+            let bytes = [UInt8](unsafeUninitializedCapacity: count) { b, n in fill(UnsafeMutableRawBufferPointer(b)); n = count }
+            return try await send(bytes, to: destination, tag: tag)
+        }
+        let t0 = now
+        sendFrame(FrameWriter.buffer(.data, tag: tag.rawValue, count: count, allocator: allocator, fill: fill), to: destination)
+        metrics.recordSend(bytes: count + FrameHeader.size, to: destination, seconds: now - t0)
+    }
+
+    private func sendFrame(_ buffer: ByteBuffer, to destination: Int) {
         enum Action { case write(any Channel), connect, queued, drop }
         let action: Action = state.withLock { s in
             switch s.links[destination] {
@@ -456,7 +471,6 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         case .queued: break
         case .drop: logger.debug("dropping a message to lost rank \(destination)")
         }
-        metrics.recordSend(bytes: bytes, to: destination, seconds: now - t0)
     }
 
     private let allocator = ByteBufferAllocator()

@@ -89,6 +89,35 @@ final class FrameDecoder: ChannelInboundHandler {
         return true
     }
 
+    /// The pipeline position, for frames completed by `readPayloadDirectly` (outside a read event).
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// While a payload is being filled, lets `fill` write the missing bytes (or a first part of
+    /// them) straight into it — the progress engine's `recv`, sparing the copy out of a read
+    /// buffer — then checksums them and passes the frame on once it is complete. Returns what
+    /// `fill` returned (≤ 0: nothing was read), or nil when no payload is being filled.
+    func readPayloadDirectly(_ fill: (UnsafeMutableRawBufferPointer) -> Int) -> Int? {
+        guard case .payload(let header, var payload, let filled, var sum) = state, let context else { return nil }
+        state = .header   // drop our reference so `payload` stays uniquely owned (no copy on write)
+        let n = payload.withUnsafeMutableBytes { dst in
+            fill(UnsafeMutableRawBufferPointer(rebasing: dst[filled..<header.length]))
+        }
+        guard n > 0 else {
+            state = .payload(header, payload, filled: filled, sum)
+            return n
+        }
+        payload.withUnsafeBytes { sum.add(UnsafeRawBufferPointer(rebasing: $0[filled..<(filled + n)])) }
+        if filled + n == header.length {
+            _ = deliver(context: context, header, payload, sum)
+        } else {
+            state = .payload(header, payload, filled: filled + n, sum)
+        }
+        return n
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
         case .payload(let header, _, let filled, _):
@@ -126,6 +155,21 @@ enum FrameWriter {
             }
             FrameHeader(type: type, tag: tag, length: payload.count, checksum: sum).write(to: out)
             return FrameHeader.size + payload.count
+        }
+        return buffer
+    }
+
+    /// A frame whose `count`-byte payload `fill` writes in place; the checksum is then one read
+    /// pass over bytes still in cache.
+    static func buffer(_ type: FrameType, tag: UInt32 = 0, count: Int, allocator: ByteBufferAllocator,
+                       fill: (UnsafeMutableRawBufferPointer) -> Void) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: FrameHeader.size + count)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameHeader.size + count) { out in
+            let payload = UnsafeMutableRawBufferPointer(rebasing: out[FrameHeader.size..<(FrameHeader.size + count)])
+            fill(payload)
+            let sum = FrameChecksum.compute(UnsafeRawBufferPointer(payload))
+            FrameHeader(type: type, tag: tag, length: count, checksum: sum).write(to: out)
+            return FrameHeader.size + count
         }
         return buffer
     }
