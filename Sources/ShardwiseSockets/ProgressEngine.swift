@@ -54,7 +54,8 @@ final class ProgressEngine: @unchecked Sendable {
     private var buffer: ByteBuffer
     private let readSize = 1 << 16
     private var fds: [pollfd] = []
-    private var roles: [(peer: Int, channel: any Channel, inbound: Bool)] = []
+    /// What each polled descriptor is: an index into the readers, or a peer whose writes wait.
+    private var roles: [(index: Int, channel: any Channel, inbound: Bool)] = []
 
     init(budget: Double, allocator: ByteBufferAllocator) {
         self.budget = budget
@@ -154,8 +155,7 @@ final class ProgressEngine: @unchecked Sendable {
         for peer in Array(queued.keys) where !flushQueue(peer) { handOver(peer) }
         guard nioPendingTotal == 0 else { return }
         for (_, link) in inbound where link.channel.isActive {
-            var p = pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, 0) > 0, p.revents & Int16(POLLIN) != 0, read(link) else { continue }
+            _ = read(link)   // what has arrived; the end of a stream is NIO's to find
         }
     }
 
@@ -166,70 +166,87 @@ final class ProgressEngine: @unchecked Sendable {
     /// `peers` nil = any peer.
     func run<M>(waitingFor peers: [Int]?, arrived: () throws -> M?) rethrows -> M? {
         guard budget > 0, !untracked, nioPendingTotal == 0 else { handOverAll(); return nil }
-        let readers = inbound.filter { peers?.contains($0.key) ?? true }
+        let readers = inbound.filter { peers?.contains($0.key) ?? true }.map(\.value)
         if readers.isEmpty { handOverAll(); return nil }
         var idleSince = MonotonicClock.now()
         while true {
-            fds.removeAll(keepingCapacity: true)
-            roles.removeAll(keepingCapacity: true)
-            for (peer, link) in readers {
-                fds.append(pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0))
-                roles.append((peer, link.channel, true))
-            }
-            for peer in queued.keys {
-                guard let link = outbound[peer] else { continue }
-                fds.append(pollfd(fd: link.fd, events: Int16(POLLOUT), revents: 0))
-                roles.append((peer, link.channel, false))
-            }
-            let ready = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress!, nfds_t($0.count), 0) }
-            if ready < 0 { handOverAll(); return nil }
-            if ready > 0 {
-                var gotBytes = false
-                for i in fds.indices where fds[i].revents != 0 {
-                    let (peer, channel, isInbound) = roles[i]
+            var moved = false, gotBytes = false
+            if readers.count == 1 && queued.isEmpty {
+                // One link to watch and nothing to write: try to read it (one system call a turn).
+                guard readers[0].channel.isActive else { handOverAll(); return nil }
+                switch read(readers[0]) {
+                case .bytes: moved = true; gotBytes = true
+                case .nothing: break
+                case .stop: handOverAll(); return nil
+                }
+            } else {
+                fds.removeAll(keepingCapacity: true)
+                roles.removeAll(keepingCapacity: true)
+                for (i, link) in readers.enumerated() {
+                    fds.append(pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0))
+                    roles.append((i, link.channel, true))
+                }
+                for peer in queued.keys {
+                    guard let link = outbound[peer] else { continue }
+                    fds.append(pollfd(fd: link.fd, events: Int16(POLLOUT), revents: 0))
+                    roles.append((peer, link.channel, false))
+                }
+                let ready = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress!, nfds_t($0.count), 0) }
+                if ready < 0 { handOverAll(); return nil }
+                for i in fds.indices where ready > 0 && fds[i].revents != 0 {
+                    let (index, channel, isInbound) = roles[i]
                     guard channel.isActive else { handOverAll(); return nil }
                     if isInbound {
                         // Hang-up or error without data: NIO's to handle.
-                        guard fds[i].revents & Int16(POLLIN) != 0, let link = inbound[peer], read(link) else { handOverAll(); return nil }
-                        gotBytes = true
+                        guard fds[i].revents & Int16(POLLIN) != 0 else { handOverAll(); return nil }
+                        switch read(readers[index]) {
+                        case .bytes: moved = true; gotBytes = true
+                        case .nothing: break
+                        case .stop: handOverAll(); return nil
+                        }
                     } else {
-                        guard fds[i].revents & Int16(POLLOUT) != 0, flushQueue(peer) else { handOverAll(); return nil }
+                        guard fds[i].revents & Int16(POLLOUT) != 0, flushQueue(index) else { handOverAll(); return nil }
+                        moved = true
                     }
                 }
-                if gotBytes, let m = try arrived() { return m }
+            }
+            if gotBytes, let m = try arrived() { return m }
+            if moved {
                 // A handler answered through NIO (rare: control traffic): let the loop finish it.
                 if nioPendingTotal > 0 { handOverAll(); return nil }
                 idleSince = MonotonicClock.now()
             } else {
-                if MonotonicClock.now() - idleSince > budget { handOverAll(); return nil }
-                sched_yield()
+                let idle = MonotonicClock.now() - idleSince
+                if idle > budget { handOverAll(); return nil }
+                // Hand the CPU to whoever else wants it, but not in the first microseconds (a
+                // message in flight on loopback arrives within them).
+                if idle > 20e-6 { sched_yield() }
             }
         }
     }
 
-    /// Reads what is waiting on `link` into its pipeline; false at end of stream or on an error
-    /// (left for NIO to find). Inside a payload the bytes go straight into it (no copy);
-    /// otherwise a read of at most 64 KiB (a small frame whole, or the head of a large one) goes
-    /// through the read buffer.
-    private func read(_ link: Link) -> Bool {
-        let fd = link.fd
-        if let n = link.decoder?.readPayloadDirectly({ recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }) {
-            return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        }
-        return read(fd, into: link.channel)
-    }
+    private enum ReadResult { case bytes, nothing, stop }
 
-    /// Reads what is waiting on `fd` into the pipeline of `channel` through the read buffer.
-    private func read(_ fd: Int32, into channel: any Channel) -> Bool {
-        buffer.clear(minimumCapacity: readSize)
-        var result = 0
-        let size = readSize
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
-            result = recv(fd, out.baseAddress, size, Int32(MSG_DONTWAIT))
-            return max(result, 0)
+    /// Reads what is waiting on `link` into its pipeline. Inside a payload the bytes go straight
+    /// into it (no copy); otherwise a read of at most 64 KiB (a small frame whole, or the head of
+    /// a large one) goes through the read buffer. `.stop` at end of stream or on an error (left
+    /// for NIO to find).
+    private func read(_ link: Link) -> ReadResult {
+        let fd = link.fd
+        var n: Int
+        if let direct = link.decoder?.readPayloadDirectly({ recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }) {
+            n = direct
+        } else {
+            buffer.clear(minimumCapacity: readSize)
+            n = 0
+            let size = readSize
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+                n = recv(fd, out.baseAddress, size, Int32(MSG_DONTWAIT))
+                return max(n, 0)
+            }
+            if n > 0 { link.channel.pipeline.syncOperations.fireChannelRead(NIOAny(buffer)) }
         }
-        guard result > 0 else { return result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) }
-        channel.pipeline.syncOperations.fireChannelRead(NIOAny(buffer))
-        return true
+        if n > 0 { return .bytes }
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? .nothing : .stop
     }
 }
