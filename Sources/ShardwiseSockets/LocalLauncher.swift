@@ -46,6 +46,8 @@ public struct LocalLauncher: Sendable {
     public var initialModel: [Double]?
     /// Extra arguments for every node (e.g. a test's `--max-frame-bytes`).
     public var extraArguments: [String] = []
+    /// Names the launcher's process to its children, which stop when it is gone.
+    public static let launcherPIDVariable = "SHARDWISE_LAUNCHER_PID"
     /// Called with each child's pid once started (tests kill one).
     public var onStart: (@Sendable (_ rank: Int, _ pid: Int32) -> Void)?
     /// Called with the coordinator's port once rank 0 listens.
@@ -69,6 +71,7 @@ public struct LocalLauncher: Sendable {
         }
         var environment = ProcessInfo.processInfo.environment
         environment[SharedSecret.environmentVariable] = SharedSecret.generate()
+        environment[Self.launcherPIDVariable] = "\(getpid())"   // children stop if we die (`node` watches it)
 
         func arguments(rank: Int, port: Int) -> [String] {
             var a = ["node", "--rank", "\(rank)", "--size", "\(m)", "--coordinator", "\(host):\(port)", "--bind", host,

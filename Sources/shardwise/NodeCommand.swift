@@ -137,6 +137,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     private func runSockets(_ job: Job) async throws {
         guard let rank, let size, let coordinator else { throw ValidationError("--rank, --size and --coordinator are required") }
+        LauncherWatch.start(rank: rank)
         let (host, port) = try parseAddress(coordinator)
         var config = SocketConfiguration(
             rank: rank, size: size, coordinatorHost: host, coordinatorPort: port, bindHost: bind,
@@ -192,4 +193,23 @@ func parseAddress(_ text: String) throws -> (host: String, port: Int) {
         throw ValidationError("'\(text)' is not host:port")
     }
     return (host, port)
+}
+
+
+/// A node started by `launch` stops when its launcher is gone (killed, say): otherwise it would
+/// train on, orphaned, until its receives time out. `launch` names itself in the environment; the
+/// node checks five times a second that it is still its parent.
+enum LauncherWatch {
+    static let environmentVariable = LocalLauncher.launcherPIDVariable
+
+    static func start(rank: Int) {
+        guard let text = ProcessInfo.processInfo.environment[environmentVariable], let launcher = Int32(text) else { return }
+        let watcher = Thread {
+            while getppid() == launcher { usleep(200_000) }
+            printError("Error: rank \(rank): the launcher (pid \(launcher)) is gone; stopping")
+            exit(4)
+        }
+        watcher.name = "launcher watch"
+        watcher.start()
+    }
 }
