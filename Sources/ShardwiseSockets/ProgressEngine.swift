@@ -104,6 +104,72 @@ final class ProgressEngine: @unchecked Sendable {
         track(channel.writeAndFlush(frame), peer: peer, onLoop: onLoop)
     }
 
+    /// Sends a data frame whose payload is `bytes` — a vector's own memory — without copying it:
+    /// header and payload go to the socket together (`sendmsg` with two pieces), and while the
+    /// socket is full the engine reads its inbound links (a peer sending to us at the same time
+    /// must not wait for us), so it returns once the kernel has every byte. If nothing moves for
+    /// `budget` seconds the rest is copied into the link's queue after all (the usual path).
+    /// False (nothing sent) when the engine does not own the link's writes right now.
+    func sendInPlace(_ bytes: UnsafeRawBufferPointer, tag: UInt32, to peer: Int, channel: any Channel, allocator: ByteBufferAllocator) -> Bool {
+        guard budget > 0, !untracked, let link = outbound[peer], link.channel === channel, nioPending[peer] == nil,
+              channel.isActive else { return false }
+        if queued[peer] != nil {
+            guard flushQueue(peer), queued[peer] == nil else { return false }   // earlier frames first
+        }
+        let header = FrameHeader(type: .data, tag: tag, length: bytes.count, checksum: FrameChecksum.compute(bytes))
+        var head = (UInt64(0), UInt64(0), UInt64(0))   // 24 bytes
+        withUnsafeMutableBytes(of: &head) { header.write(to: $0) }
+        var sent = 0
+        let total = FrameHeader.size + bytes.count
+        var idleSince = MonotonicClock.now()
+        while sent < total {
+            let n = withUnsafeMutableBytes(of: &head) { h -> Int in
+                var pieces = [iovec]()
+                if sent < FrameHeader.size {
+                    pieces.append(iovec(iov_base: h.baseAddress! + sent, iov_len: FrameHeader.size - sent))
+                }
+                let from = max(0, sent - FrameHeader.size)
+                if from < bytes.count, let base = bytes.baseAddress {
+                    pieces.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + from), iov_len: bytes.count - from))
+                }
+                return pieces.withUnsafeMutableBufferPointer { iov in
+                    var message = msghdr()
+                    message.msg_iov = iov.baseAddress
+                    message.msg_iovlen = iov.count
+                    return sendmsg(link.fd, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                }
+            }
+            if n > 0 {
+                sent += n
+                idleSince = MonotonicClock.now()
+                continue
+            }
+            var moved = false
+            if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK {
+                idleSince = -.infinity   // an error: NIO will report it; the rest goes its way
+            } else {
+                for other in inbound.values where other.channel.isActive {
+                    if case .bytes = read(other) { moved = true }
+                }
+            }
+            if moved {
+                idleSince = MonotonicClock.now()
+            } else if MonotonicClock.now() - idleSince > budget {
+                // Copy the rest of the frame; it goes out through the queue (or NIO).
+                var rest = allocator.buffer(capacity: total - sent)
+                withUnsafeBytes(of: &head) { h in
+                    if sent < FrameHeader.size { rest.writeBytes(UnsafeRawBufferPointer(rebasing: h[sent...])) }
+                }
+                rest.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[max(0, sent - FrameHeader.size)...]))
+                write(rest, to: peer, channel: channel, onLoop: true)
+                return true
+            } else if MonotonicClock.now() - idleSince > 20e-6 {
+                sched_yield()
+            }
+        }
+        return true
+    }
+
     /// Writes through NIO that the engine must wait for (connection set-up, hand-over).
     func track(_ future: EventLoopFuture<Void>, peer: Int, onLoop: Bool) {
         guard budget > 0 else { return }

@@ -447,6 +447,22 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         metrics.recordSend(bytes: count + FrameHeader.size, to: destination, seconds: now - t0)
     }
 
+    /// The vector's own bytes go to the socket (see `ProgressEngine.sendInPlace`) when the engine
+    /// drives the link; otherwise false, and the collective sends a copy.
+    public func sendInPlace(_ bytes: UnsafeRawBufferPointer, to destination: Int, tag: Tag) throws -> Bool {
+        try checkRank(destination)
+        guard destination != rank, loop.inEventLoop else { return false }
+        let channel: (any Channel)? = state.withLock { s in
+            if case .ready(let ch) = s.links[destination] { return ch }
+            return nil
+        }
+        guard let channel else { return false }
+        let t0 = now
+        guard engine.sendInPlace(bytes, tag: tag.rawValue, to: destination, channel: channel, allocator: allocator) else { return false }
+        metrics.recordSend(bytes: bytes.count + FrameHeader.size, to: destination, seconds: now - t0)
+        return true
+    }
+
     private func sendFrame(_ buffer: ByteBuffer, to destination: Int) {
         enum Action { case write(any Channel), connect, queued, drop }
         let action: Action = state.withLock { s in

@@ -121,6 +121,17 @@ public final class VectorCodec: @unchecked Sendable {
         }
     }
 
+    /// Whether the encoding of a `Scalar` vector is its own memory (float64 of Double, float32 of
+    /// Float, on a little-endian host): a backend may then send the vector's bytes as they are.
+    public func encodesAsMemory<Scalar: BLASScalar>(_ type: Scalar.Type) -> Bool {
+        guard 1.littleEndian == 1 else { return false }
+        switch spec {
+        case .float64: return Scalar.self == Double.self
+        case .float32: return Scalar.self == Float.self
+        default: return false
+        }
+    }
+
     /// Encodes `v` into `out`, which holds exactly `encodedSize(count: v.count)` bytes (a
     /// backend's own send buffer: float64 and float32 are written there directly).
     @_specialize(where Scalar == Double)

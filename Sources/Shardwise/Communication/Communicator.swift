@@ -134,6 +134,11 @@ public protocol Communicator: AnyObject, Sendable {
     /// fills an array and calls `send`.
     func send(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws
 
+    /// Sends `bytes` — a vector's own memory, already in wire format — without copying them, if
+    /// the backend can do that right now; returns once it no longer needs them. Returns false
+    /// (and sends nothing) when it cannot: the caller then sends a copy. The default cannot.
+    func sendInPlace(_ bytes: UnsafeRawBufferPointer, to destination: Int, tag: Tag) throws -> Bool
+
     /// Takes a matching message if one has already arrived, without waiting; `nil` otherwise.
     /// (Asynchronous strategies mix in whatever their neighbours have sent so far.)
     func poll(from source: Source, tag: Tag) async throws -> Message?
@@ -156,6 +161,8 @@ extension Communicator {
     public func nativeAllReduce<Scalar: BLASScalar>(_ vector: inout [Scalar]) async throws -> Bool {
         false
     }
+
+    public func sendInPlace(_ bytes: UnsafeRawBufferPointer, to destination: Int, tag: Tag) throws -> Bool { false }
 
     public func send(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws {
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in

@@ -18,6 +18,12 @@ extension Communicator {
     public func sendVector<Scalar: BLASScalar>(_ v: [Scalar], range: Range<Int>? = nil, to destination: Int, tag: Tag,
                                                codec: VectorCodec) async throws {
         let r = range ?? 0..<v.count
+        if codec.encodesAsMemory(Scalar.self), destination != rank {
+            let sent = try v.withUnsafeBufferPointer { buf in
+                try sendInPlace(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[r])), to: destination, tag: tag)
+            }
+            if sent { return }
+        }
         let stream = CodecStream(tag: tag, peer: destination)
         try await send(count: codec.encodedSize(count: r.count), to: destination, tag: tag) { out in
             v.withUnsafeBufferPointer { codec.encode(UnsafeBufferPointer(rebasing: $0[r]), into: out, stream: stream) }
