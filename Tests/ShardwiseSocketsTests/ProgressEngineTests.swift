@@ -79,6 +79,35 @@ struct ProgressEngineTests {
         await a.close()
     }
 
+    @Test("all-reduce of vectors sent from their own memory equals the naive sum",
+          arguments: [1, 1000, 1_000_003], [AllReduceAlgorithm.ring, .reduceBroadcast])
+    func inPlaceAllReduce(count: Int, algorithm: AllReduceAlgorithm) async throws {
+        let (a, b) = try await Self.world(spin: 200e-6)
+        let x = (0..<count).map { Double($0 % 1000) * 0.5 + 1 }, y = (0..<count).map { 3 - Double($0 % 777) * 0.25 }
+        let xf = x.map(Float.init), yf = y.map(Float.init)
+        let codec64 = CodecSpec.float64.makeCodec(), codec32 = CodecSpec.float32.makeCodec()
+        async let other: ([Double], [Float]) = withTaskExecutorPreference(b.executor) {
+            var v = y, f = yf
+            for _ in 0..<3 { v = y; try await b.allReduce(&v, algorithm: algorithm, codec: codec64) }
+            try await b.allReduce(&f, algorithm: algorithm, codec: CodecSpec.float32.makeCodec())
+            return (v, f)
+        }
+        let (mine, mineF): ([Double], [Float]) = try await withTaskExecutorPreference(a.executor) {
+            var v = x, f = xf
+            for _ in 0..<3 { v = x; try await a.allReduce(&v, algorithm: algorithm, codec: codec64) }
+            try await a.allReduce(&f, algorithm: algorithm, codec: codec32)
+            return (v, f)
+        }
+        let (theirs, theirsF) = try await other
+        // Sums of two terms, exact references: a + b in either order is the same IEEE result.
+        #expect(mine == zip(x, y).map { $0 + $1 })
+        #expect(theirs == mine)
+        #expect(mineF == zip(xf, yf).map { $0 + $1 })
+        #expect(theirsF == mineF)
+        await b.close()
+        await a.close()
+    }
+
     @Test("a socket's descriptor is found by its two addresses")
     func descriptorLookup() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
