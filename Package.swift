@@ -97,7 +97,10 @@ let package = Package(
         ),
         .testTarget(name: "ShardwiseTests", dependencies: ["Shardwise", "_TestSupport"]),
         .testTarget(name: "ShardwiseThreadsTests", dependencies: ["ShardwiseThreads", "_TestSupport"]),
-        .testTarget(name: "ShardwiseSocketsTests", dependencies: ["ShardwiseSockets", "_TestSupport"]),
+        .testTarget(
+            name: "ShardwiseSocketsTests",
+            dependencies: ["ShardwiseSockets", "_TestSupport", .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(name: "ShardwiseSimulationTests", dependencies: ["ShardwiseSimulation", "_TestSupport"]),
         // Runs the built `shardwise` under real mpirun (with the trait) and compares with threads.
         .testTarget(name: "ShardwiseMPITests", dependencies: ["ShardwiseMPI", "ShardwiseThreads", "_TestSupport"]),

@@ -57,9 +57,28 @@ final class ProgressEngine: @unchecked Sendable {
     /// What each polled descriptor is: an index into the readers, or a peer whose writes wait.
     private var roles: [(index: Int, channel: any Channel, inbound: Bool)] = []
 
+    /// Where payloads received in place and added go first (see `PayloadSink`): small enough to
+    /// stay in cache between the `recv` that fills it and the addition that empties it.
+    let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 17, alignment: 64)
+
     init(budget: Double, allocator: ByteBufferAllocator) {
         self.budget = budget
         buffer = allocator.buffer(capacity: 1 << 16)
+    }
+
+    deinit { staging.deallocate() }
+
+    /// The frame decoder of `peer`'s inbound link when the engine reads that link itself — where
+    /// an in-place receive posts its sink — else nil.
+    func decoder(from peer: Int) -> FrameDecoder? {
+        guard budget > 0, !untracked, let link = inbound[peer], link.channel.isActive else { return nil }
+        return link.decoder
+    }
+
+    /// Whether `sendInPlace` to `peer` over `channel` can go ahead now.
+    func ownsWrites(to peer: Int, channel: any Channel) -> Bool {
+        guard budget > 0, !untracked, let link = outbound[peer], link.channel === channel, nioPending[peer] == nil else { return false }
+        return channel.isActive
     }
 
     /// Registers an authenticated data link (its descriptor found by its addresses; see
@@ -111,8 +130,7 @@ final class ProgressEngine: @unchecked Sendable {
     /// `budget` seconds the rest is copied into the link's queue after all (the usual path).
     /// False (nothing sent) when the engine does not own the link's writes right now.
     func sendInPlace(_ bytes: UnsafeRawBufferPointer, tag: UInt32, to peer: Int, channel: any Channel, allocator: ByteBufferAllocator) -> Bool {
-        guard budget > 0, !untracked, let link = outbound[peer], link.channel === channel, nioPending[peer] == nil,
-              channel.isActive else { return false }
+        guard ownsWrites(to: peer, channel: channel), let link = outbound[peer] else { return false }
         if queued[peer] != nil {
             guard flushQueue(peer), queued[peer] == nil else { return false }   // earlier frames first
         }

@@ -451,16 +451,81 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     /// drives the link; otherwise false, and the collective sends a copy.
     public func sendInPlace(_ bytes: UnsafeRawBufferPointer, to destination: Int, tag: Tag) throws -> Bool {
         try checkRank(destination)
-        guard destination != rank, loop.inEventLoop else { return false }
-        let channel: (any Channel)? = state.withLock { s in
-            if case .ready(let ch) = s.links[destination] { return ch }
-            return nil
-        }
-        guard let channel else { return false }
+        guard destination != rank, loop.inEventLoop, let channel = readyChannel(destination) else { return false }
         let t0 = now
         guard engine.sendInPlace(bytes, tag: tag.rawValue, to: destination, channel: channel, allocator: allocator) else { return false }
         metrics.recordSend(bytes: bytes.count + FrameHeader.size, to: destination, seconds: now - t0)
         return true
+    }
+
+    /// Posts the receive before the send (see `Communicator.sendReceiveInPlace`): the incoming
+    /// frame's payload goes from `recv` into `incoming` (see `PayloadSink`) while the outgoing
+    /// vector is written from its own memory, then the receive spins like `receive`. Needs the
+    /// engine to drive both links (an inbound link exists once the peer has sent to us once).
+    public func sendReceiveInPlace<Scalar: BLASScalar>(
+        sending outgoing: UnsafeBufferPointer<Scalar>?, to destination: Int, sendTag: Tag,
+        receivingInto incoming: UnsafeMutableBufferPointer<Scalar>, combine: InPlaceCombine,
+        from source: Int, receiveTag: Tag
+    ) throws -> InPlaceTransfer {
+        try checkRank(source)
+        guard loop.inEventLoop, source != rank, incoming.count > 0, let decoder = engine.decoder(from: source) else {
+            return .unsupported
+        }
+        var link: (any Channel)?
+        if outgoing != nil {
+            try checkRank(destination)
+            guard destination != rank, let channel = readyChannel(destination), engine.ownsWrites(to: destination, channel: channel) else {
+                return .unsupported
+            }
+            link = channel
+        }
+        let t0 = now
+        func send() {
+            guard let outgoing, let link else { return }
+            let bytes = UnsafeRawBufferPointer(outgoing)
+            if !engine.sendInPlace(bytes, tag: sendTag.rawValue, to: destination, channel: link, allocator: allocator) {
+                sendFrame(FrameWriter.buffer(.data, tag: sendTag.rawValue, count: bytes.count, allocator: allocator) {
+                    $0.copyMemory(from: bytes)
+                }, to: destination)
+            }
+            metrics.recordSend(bytes: bytes.count + FrameHeader.size, to: destination, seconds: now - t0)
+        }
+        // A matching message that is already here is received first (one sender's messages with
+        // one tag are received in the order sent): no sink.
+        if try mailbox.contains(from: .rank(source), tag: receiveTag) {
+            send()
+            return .partial(bytes: 0)
+        }
+        let add: ((UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void)? = combine == .replace ? nil : { x, y, n in
+            Scalar.axpy(count: n, alpha: 1, x: x.assumingMemoryBound(to: Scalar.self), y: y.assumingMemoryBound(to: Scalar.self))
+        }
+        let sink = PayloadSink(tag: receiveTag.rawValue, destination: UnsafeMutableRawBufferPointer(incoming),
+                               stride: MemoryLayout<Scalar>.stride, add: add, staging: engine.staging)
+        decoder.attach(sink)
+        send()
+        let waitStart = now
+        func arriving() -> Bool { sink.state == .waiting || sink.state == .filling }
+        if arriving() {
+            _ = engine.run(waitingFor: [source]) { arriving() ? nil : true }
+        }
+        let taken = decoder.detachSink()
+        switch sink.state {
+        case .complete:
+            metrics.recordReceive(bytes: incoming.count * MemoryLayout<Scalar>.stride + FrameHeader.size, waited: now - waitStart, seconds: 0)
+            return .complete
+        case .failed(let reason):
+            throw CommunicationError.badPayload("rank \(rank) from rank \(source) (\(receiveTag)): \(reason)")
+        default:
+            metrics.recordReceive(bytes: taken, waited: now - waitStart, seconds: 0, messages: 0)
+            return .partial(bytes: taken)
+        }
+    }
+
+    private func readyChannel(_ peer: Int) -> (any Channel)? {
+        state.withLock { s in
+            if case .ready(let ch) = s.links[peer] { return ch }
+            return nil
+        }
     }
 
     private func sendFrame(_ buffer: ByteBuffer, to destination: Int) {

@@ -80,6 +80,15 @@ final class SocketMailbox: Sendable {
         return try r?.get()
     }
 
+    /// Whether a matching message is queued; throws when the run was cancelled.
+    func contains(from source: Source, tag: Tag) throws -> Bool {
+        let r: Result<Bool, any Error> = state.withLock { s in
+            if let reason = s.cancelled { return .failure(CommunicationError.cancelled(rank: rank, reason: reason)) }
+            return .success(s.queue.contains(from: source, tag: tag))
+        }
+        return try r.get()
+    }
+
     /// Waits for a matching message for up to `timeout` seconds (timer on `loop`).
     func wait(from source: Source, tag: Tag, timeout: Double, loop: any EventLoop) async throws -> Message {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Message, any Error>) in

@@ -50,6 +50,25 @@ public struct Message: Sendable {
     }
 }
 
+/// How a vector received in place (`Communicator.sendReceiveInPlace`) meets the memory it lands in.
+public enum InPlaceCombine: Sendable, Equatable {
+    /// The received entries replace what was there (a broadcast, an all-gather).
+    case replace
+    /// The received entries are added to what was there (a reduction).
+    case add
+}
+
+/// What `Communicator.sendReceiveInPlace` managed.
+public enum InPlaceTransfer: Sendable, Equatable {
+    /// Nothing was sent or received: do both the usual way.
+    case unsupported
+    /// Sent, and the whole incoming vector landed in place.
+    case complete
+    /// Sent; the first `bytes` bytes (whole entries) of the incoming vector landed in place, and
+    /// the next matching message carries the rest.
+    case partial(bytes: Int)
+}
+
 /// Errors of communication, the same on every backend.
 public enum CommunicationError: Error, CustomStringConvertible, Equatable {
     /// A receive waited longer than its timeout.
@@ -139,6 +158,25 @@ public protocol Communicator: AnyObject, Sendable {
     /// (and sends nothing) when it cannot: the caller then sends a copy. The default cannot.
     func sendInPlace(_ bytes: UnsafeRawBufferPointer, to destination: Int, tag: Tag) throws -> Bool
 
+    /// Sends `outgoing` (a vector's own memory, already in wire format; nil = send nothing) to
+    /// `destination` and, at the same time, receives the vector `source` sends under `receiveTag`
+    /// straight into `incoming` — written over it or added to it — without an intermediate copy,
+    /// as MPI_Sendrecv does. Posting the receive before the send matters: while the send waits
+    /// for the socket to drain, what arrives lands in `incoming` already.
+    ///
+    /// Returns `.unsupported` (nothing sent, nothing received: use `send` and `receive`) when the
+    /// backend cannot do this right now; the default cannot. Otherwise the send is done, and
+    /// either the whole vector arrived (`.complete`) or only its first `bytes` bytes, a whole
+    /// number of entries (`.partial`): the next message from `source` with `receiveTag` then
+    /// carries the rest, to be received and combined the usual way. `outgoing` and `incoming`
+    /// must not overlap; the memory is not used after the call returns. If the incoming payload
+    /// fails its integrity check the call throws, and `incoming` may hold part of it.
+    func sendReceiveInPlace<Scalar: BLASScalar>(
+        sending outgoing: UnsafeBufferPointer<Scalar>?, to destination: Int, sendTag: Tag,
+        receivingInto incoming: UnsafeMutableBufferPointer<Scalar>, combine: InPlaceCombine,
+        from source: Int, receiveTag: Tag
+    ) throws -> InPlaceTransfer
+
     /// Takes a matching message if one has already arrived, without waiting; `nil` otherwise.
     /// (Asynchronous strategies mix in whatever their neighbours have sent so far.)
     func poll(from source: Source, tag: Tag) async throws -> Message?
@@ -163,6 +201,12 @@ extension Communicator {
     }
 
     public func sendInPlace(_ bytes: UnsafeRawBufferPointer, to destination: Int, tag: Tag) throws -> Bool { false }
+
+    public func sendReceiveInPlace<Scalar: BLASScalar>(
+        sending outgoing: UnsafeBufferPointer<Scalar>?, to destination: Int, sendTag: Tag,
+        receivingInto incoming: UnsafeMutableBufferPointer<Scalar>, combine: InPlaceCombine,
+        from source: Int, receiveTag: Tag
+    ) throws -> InPlaceTransfer { .unsupported }
 
     public func send(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws {
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in

@@ -41,10 +41,11 @@ public final class NodeMetrics: Sendable {
         }
     }
 
-    public func recordReceive(bytes: Int, waited: Double, seconds: Double) {
+    /// `messages` 0: more bytes of a message counted on its own (one received in two parts).
+    public func recordReceive(bytes: Int, waited: Double, seconds: Double, messages: Int = 1) {
         state.withLock {
             $0.bytesReceived += bytes
-            $0.messagesReceived += 1
+            $0.messagesReceived += messages
             $0.waitingSeconds += waited
             $0.communicationSeconds += seconds
         }

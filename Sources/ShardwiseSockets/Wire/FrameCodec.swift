@@ -15,10 +15,17 @@ final class FrameDecoder: ChannelInboundHandler {
 
     private enum State {
         case header
-        /// The payload array has its final size from the start; `filled` bytes are in.
+        /// The payload array has its final size from the start; `filled` bytes are in. (For the
+        /// rest of a frame whose beginning went to a sink, `header.length` is the rest's length;
+        /// the checksum runs over the whole frame.)
         case payload(FrameHeader, [UInt8], filled: Int, FrameChecksum.State)
+        /// The payload goes to `sink`; `filled` bytes are in.
+        case sinking(FrameHeader, filled: Int, FrameChecksum.State)
         case failed
     }
+
+    /// Where the next data frame with the sink's tag goes instead of a fresh array (see `PayloadSink`).
+    private(set) var sink: PayloadSink?
 
     private var state = State.header
     private var headerBytes = [UInt8]()
@@ -49,6 +56,14 @@ final class FrameDecoder: ChannelInboundHandler {
                     return
                 }
                 headerBytes.removeAll(keepingCapacity: true)
+                if let sink, sink.state == .waiting, header.type == .data, header.tag == sink.tag {
+                    if header.length == sink.destination.count {
+                        sink.state = .filling
+                        state = .sinking(header, filled: 0, FrameChecksum.State())
+                        continue
+                    }
+                    sink.state = .declined   // not the vector expected: the receive will say so
+                }
                 if header.length == 0 {
                     guard deliver(context: context, header, [], FrameChecksum.State()) else { return }
                 } else {
@@ -71,13 +86,78 @@ final class FrameDecoder: ChannelInboundHandler {
                 } else {
                     state = .payload(header, payload, filled: filled + k, sum)
                 }
+            case .sinking(let header, let filled, var sum):
+                let k = min(header.length - filled, buffer.readableBytes)
+                buffer.readWithUnsafeReadableBytes { src in
+                    sink!.take(UnsafeRawBufferPointer(rebasing: src[0..<k]), at: filled, checksum: &sum)
+                    return k
+                }
+                if filled + k == header.length {
+                    guard finishSink(context: context, header, sum) else { return }
+                } else {
+                    state = .sinking(header, filled: filled + k, sum)
+                }
             }
         }
     }
 
+    /// The sink's frame is complete: checks it; false when the connection failed.
+    private func finishSink(context: ChannelHandlerContext, _ header: FrameHeader, _ sum: FrameChecksum.State) -> Bool {
+        state = .header
+        let actual = sum.value
+        guard actual == header.checksum else {
+            let error = FrameError.badPayloadChecksum(expected: header.checksum, actual: actual)
+            sink?.state = .failed("\(error)")
+            fail(context: context, error)
+            return false
+        }
+        sink?.state = .complete
+        return true
+    }
+
+    /// Posts `sink` for the next data frame with its tag — or for the one being read now, if it
+    /// matches: what it already holds moves into the sink. The caller has made sure that no
+    /// earlier frame with the tag waits in the mailbox.
+    func attach(_ sink: PayloadSink) {
+        precondition(self.sink == nil, "one sink at a time")
+        self.sink = sink
+        guard case .payload(let header, let payload, let filled, let sum) = state, !isRest,
+              header.type == .data, header.tag == sink.tag else { return }
+        guard header.length == sink.destination.count else { sink.state = .declined; return }
+        sink.state = .filling
+        // The bytes already in were checksummed on their way into the array.
+        payload.withUnsafeBytes { sink.move(UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
+        state = .sinking(header, filled: filled, sum)
+    }
+
+    /// Takes the sink back. If its frame is still arriving, the rest of the payload goes to an
+    /// array again (delivered as a message of its own, after the entries the sink took); returns
+    /// the bytes the sink took — whole entries — once it has begun, else 0.
+    @discardableResult
+    func detachSink() -> Int {
+        guard let sink else { return 0 }
+        self.sink = nil
+        guard case .sinking(var header, let filled, let sum) = state else {
+            return sink.state == .complete ? sink.destination.count : 0
+        }
+        let taken = sink.consumed
+        let rest = [UInt8](unsafeUninitializedCapacity: header.length - taken) { out, n in
+            n = header.length - taken
+            sink.copyUnconsumed(upTo: filled, into: UnsafeMutableRawBufferPointer(out))
+        }
+        header.length -= taken
+        isRest = true
+        state = .payload(header, rest, filled: filled - taken, sum)
+        return taken
+    }
+
+    /// The payload being filled is the rest of a frame that began in a sink.
+    private var isRest = false
+
     /// Checks the payload's checksum and passes the frame on; false when the connection failed.
     private func deliver(context: ChannelHandlerContext, _ header: FrameHeader, _ payload: [UInt8],
                          _ sum: FrameChecksum.State) -> Bool {
+        isRest = false
         let actual = sum.value
         guard actual == header.checksum else {
             fail(context: context, .badPayloadChecksum(expected: header.checksum, actual: actual))
@@ -100,6 +180,16 @@ final class FrameDecoder: ChannelInboundHandler {
     /// buffer — then checksums them and passes the frame on once it is complete. Returns what
     /// `fill` returned (≤ 0: nothing was read), or nil when no payload is being filled.
     func readPayloadDirectly(_ fill: (UnsafeMutableRawBufferPointer) -> Int) -> Int? {
+        if case .sinking(let header, let filled, var sum) = state, let context, let sink {
+            let n = sink.fill(at: filled, upTo: header.length, checksum: &sum, fill)
+            guard n > 0 else { return n }
+            if filled + n == header.length {
+                _ = finishSink(context: context, header, sum)
+            } else {
+                state = .sinking(header, filled: filled + n, sum)
+            }
+            return n
+        }
         guard case .payload(let header, var payload, let filled, var sum) = state, let context else { return nil }
         state = .header   // drop our reference so `payload` stays uniquely owned (no copy on write)
         let n = payload.withUnsafeMutableBytes { dst in
@@ -120,6 +210,10 @@ final class FrameDecoder: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
+        case .sinking(let header, let filled, _):
+            sink?.state = .failed("\(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))")
+            logger.warning("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
+                           metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         case .payload(let header, _, let filled, _):
             logger.warning("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
                            metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])

@@ -22,19 +22,20 @@ extension Communicator {
             let lo = k * (n / m) + min(k, n % m)
             return lo..<(lo + n / m + (k < n % m ? 1 : 0))
         }
-        // 1. Reduce-scatter (the codec encodes into the backend's send buffer, and the incoming
-        //    chunk is decoded and added in one pass).
+        // 1. Reduce-scatter. Each step is one exchange: the receive is posted before the send, so
+        //    a backend that can lands the incoming chunk in v (adding) while its send drains;
+        //    otherwise the codec encodes into the send buffer and the incoming chunk is decoded
+        //    and added in one pass.
         for s in 0..<(m - 1) {
-            try await sendVector(v, range: chunk(rank - s), to: right, tag: .ringReduceScatter, codec: codec)
-            try await receiveVectorAdding(from: .rank(left), tag: .ringReduceScatter, codec: codec,
-                                          into: &v, range: chunk(rank - s - 1))
+            try await exchangeVector(&v, sending: chunk(rank - s), to: right, receiving: chunk(rank - s - 1), from: left,
+                                     tag: .ringReduceScatter, combine: .add, codec: codec)
         }
         // 2. All-gather. Lossless codecs: every chunk is encoded from v, which holds exactly the
         //    values its owner sent (encoding them again gives the same bytes).
         if codec.spec.isLossless {
             for s in 0..<(m - 1) {
-                try await sendVector(v, range: chunk(rank + 1 - s), to: right, tag: .ringAllGather, codec: codec)
-                try await receiveVector(from: .rank(left), tag: .ringAllGather, codec: codec, into: &v, range: chunk(rank - s))
+                try await exchangeVector(&v, sending: chunk(rank + 1 - s), to: right, receiving: chunk(rank - s), from: left,
+                                         tag: .ringAllGather, combine: .replace, codec: codec)
             }
             return
         }

@@ -12,14 +12,23 @@ extension Communicator {
         guard size > 1 else { return }
         if rank == root {
             // 1. Encode once; 2. send the same bytes to every other rank; 3. adopt the decoded value.
-            let bytes = encode(v, codec: codec, stream: CodecStream(tag: .broadcast, peer: -1))
-            for r in 0..<size where r != root { try await send(bytes, to: r, tag: .broadcast) }
-            if !codec.spec.isLossless {
+            //    (A vector whose encoding is its own memory goes to the wire as it is, where it can.)
+            var bytes: [UInt8]?
+            for r in 0..<size where r != root {
+                if bytes == nil, codec.encodesAsMemory(Scalar.self),
+                   try v.withUnsafeBytes({ try sendInPlace($0, to: r, tag: .broadcast) }) {
+                    continue
+                }
+                if bytes == nil { bytes = encode(v, codec: codec, stream: CodecStream(tag: .broadcast, peer: -1)) }
+                try await send(bytes!, to: r, tag: .broadcast)
+            }
+            if !codec.spec.isLossless, let bytes {
                 try decode(Message(source: rank, tag: .broadcast, payload: bytes), codec: codec, into: &v)
             }
         } else {
-            // Everyone else: one receive from the root.
-            try await receiveVector(from: .rank(root), tag: .broadcast, codec: codec, into: &v)
+            // Everyone else: one receive from the root (into v itself where the backend can).
+            try await exchangeVector(&v, sending: nil, to: root, receiving: 0..<v.count, from: root, tag: .broadcast,
+                                     combine: .replace, codec: codec)
         }
     }
 }

@@ -19,14 +19,15 @@ extension Communicator {
             let bytes = encode(v, codec: codec, stream: CodecStream(tag: .reduce, peer: root))
             try decode(Message(source: rank, tag: .reduce, payload: bytes), codec: codec, into: &own)
         }
-        var incoming = Scalar.zeros(v.count)
+        //    Each incoming vector is added into the sum as it is received (straight from the
+        //    network where the backend can).
         var sum = Scalar.zeros(v.count)
         for r in 0..<size {
             if r == root {
                 accumulate(own, into: &sum)
             } else {
-                try await receiveVector(from: .rank(r), tag: .reduce, codec: codec, into: &incoming)
-                accumulate(incoming, into: &sum)
+                try await exchangeVector(&sum, sending: nil, to: r, receiving: 0..<v.count, from: r, tag: .reduce,
+                                         combine: .add, codec: codec)
             }
         }
         v = sum

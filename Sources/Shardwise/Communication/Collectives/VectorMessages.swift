@@ -30,6 +30,41 @@ extension Communicator {
         }
     }
 
+    /// Sends `v[sending]` to `destination` (nothing when `sending` is nil) and receives the vector
+    /// `source` sends under the same tag into `v[receiving]`, replacing or adding to it — one step
+    /// of a ring, a tree or a broadcast. Where the backend can, the incoming bytes land in `v`
+    /// straight from the network (`sendReceiveInPlace`); otherwise, or for the part that did not,
+    /// this is `sendVector` followed by `receiveVector` or `receiveVectorAdding`. The two ranges
+    /// must not overlap.
+    public func exchangeVector<Scalar: BLASScalar>(
+        _ v: inout [Scalar], sending: Range<Int>?, to destination: Int,
+        receiving: Range<Int>, from source: Int, tag: Tag, combine: InPlaceCombine, codec: VectorCodec
+    ) async throws {
+        precondition(sending.map { !$0.overlaps(receiving) } ?? true, "exchangeVector: the ranges overlap")
+        var transfer = InPlaceTransfer.unsupported
+        if codec.encodesAsMemory(Scalar.self), !receiving.isEmpty, source != rank, sending == nil || destination != rank {
+            transfer = try v.withUnsafeMutableBufferPointer { p in
+                try sendReceiveInPlace(
+                    sending: sending.map { UnsafeBufferPointer(rebasing: p[$0]) }, to: destination, sendTag: tag,
+                    receivingInto: UnsafeMutableBufferPointer(rebasing: p[receiving]), combine: combine,
+                    from: source, receiveTag: tag)
+            }
+        }
+        var rest = receiving
+        switch transfer {
+        case .complete:
+            return
+        case .partial(let bytes):
+            rest = (receiving.lowerBound + bytes / MemoryLayout<Scalar>.stride)..<receiving.upperBound
+        case .unsupported:
+            if let sending { try await sendVector(v, range: sending, to: destination, tag: tag, codec: codec) }
+        }
+        switch combine {
+        case .replace: try await receiveVector(from: .rank(source), tag: tag, codec: codec, into: &v, range: rest)
+        case .add: try await receiveVectorAdding(from: .rank(source), tag: tag, codec: codec, into: &v, range: rest)
+        }
+    }
+
     /// Receives a vector and decodes it into `out[range]` (all of `out` by default). Returns the sender.
     @discardableResult
     public func receiveVector<Scalar: BLASScalar>(
