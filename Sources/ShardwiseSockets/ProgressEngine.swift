@@ -123,34 +123,48 @@ final class ProgressEngine: @unchecked Sendable {
         track(channel.writeAndFlush(frame), peer: peer, onLoop: onLoop)
     }
 
-    /// Sends a data frame whose payload is `bytes` — a vector's own memory — without copying it:
-    /// header and payload go to the socket together (`sendmsg` with two pieces), and while the
-    /// socket is full the engine reads its inbound links (a peer sending to us at the same time
-    /// must not wait for us), so it returns once the kernel has every byte. If nothing moves for
-    /// `budget` seconds the rest is copied into the link's queue after all (the usual path).
-    /// False (nothing sent) when the engine does not own the link's writes right now.
+    /// Sends a data frame whose payload is `bytes` — a vector's own memory — without copying it.
+    /// The frame carries a trailing checksum (see `FrameHeader`): the payload is checksummed one
+    /// piece (`streamPiece` bytes) at a time just before `sendmsg` hands that piece to the kernel,
+    /// so the vector is read once, from cache, and the first bytes leave at once — the peer is
+    /// never kept waiting while a whole vector is checksummed. While the socket is full the engine
+    /// reads its inbound links (a peer sending to us at the same time must not wait for us); it
+    /// returns once the kernel has every byte. If nothing moves for `budget` seconds the rest is
+    /// copied into the link's queue after all (the usual path). False (nothing sent) when the
+    /// engine does not own the link's writes right now.
     func sendInPlace(_ bytes: UnsafeRawBufferPointer, tag: UInt32, to peer: Int, channel: any Channel, allocator: ByteBufferAllocator) -> Bool {
         guard ownsWrites(to: peer, channel: channel), let link = outbound[peer] else { return false }
         if queued[peer] != nil {
             guard flushQueue(peer), queued[peer] == nil else { return false }   // earlier frames first
         }
-        let header = FrameHeader(type: .data, tag: tag, length: bytes.count, checksum: FrameChecksum.compute(bytes))
-        var head = (UInt64(0), UInt64(0), UInt64(0))   // 24 bytes
-        withUnsafeMutableBytes(of: &head) { header.write(to: $0) }
+        let count = bytes.count
+        let header = FrameHeader(type: .data, tag: tag, length: count, checksum: 0, trailingChecksum: true)
+        // The header at bytes 0..<24 of `edges`, the trailer at 24..<28 once the payload is summed.
+        var edges = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &edges) { header.write(to: $0) }
+        var sum = FrameChecksum.State()
+        var summed = 0
+        func sumAhead() {
+            let k = min(Self.streamPiece, count - summed)
+            sum.add(UnsafeRawBufferPointer(rebasing: bytes[summed..<(summed + k)]))
+            summed += k
+            if summed == count {
+                let value = sum.value
+                withUnsafeMutableBytes(of: &edges) { $0.storeBytes(of: value.bigEndian, toByteOffset: FrameHeader.size, as: UInt32.self) }
+            }
+        }
+        if count == 0 { sumAhead() }
+        let total = FrameHeader.size + count + FrameHeader.trailerSize
         var sent = 0
-        let total = FrameHeader.size + bytes.count
         var idleSince = MonotonicClock.now()
         while sent < total {
-            let n = withUnsafeMutableBytes(of: &head) { h -> Int in
-                var pieces = [iovec]()
-                if sent < FrameHeader.size {
-                    pieces.append(iovec(iov_base: h.baseAddress! + sent, iov_len: FrameHeader.size - sent))
+            while summed < count && FrameHeader.size + summed - sent < Self.streamPiece / 2 { sumAhead() }
+            let limit = FrameHeader.size + summed + (summed == count ? FrameHeader.trailerSize : 0)
+            let n = withUnsafeBytes(of: &edges) { e -> Int in
+                var iov = Self.pieces(of: bytes, edges: e, from: sent, to: limit).map {
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
                 }
-                let from = max(0, sent - FrameHeader.size)
-                if from < bytes.count, let base = bytes.baseAddress {
-                    pieces.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + from), iov_len: bytes.count - from))
-                }
-                return pieces.withUnsafeMutableBufferPointer { iov in
+                return iov.withUnsafeMutableBufferPointer { iov in
                     var message = msghdr()
                     message.msg_iov = iov.baseAddress
                     message.msg_iovlen = iov.count
@@ -174,11 +188,11 @@ final class ProgressEngine: @unchecked Sendable {
                 idleSince = MonotonicClock.now()
             } else if MonotonicClock.now() - idleSince > budget {
                 // Copy the rest of the frame; it goes out through the queue (or NIO).
+                while summed < count { sumAhead() }
                 var rest = allocator.buffer(capacity: total - sent)
-                withUnsafeBytes(of: &head) { h in
-                    if sent < FrameHeader.size { rest.writeBytes(UnsafeRawBufferPointer(rebasing: h[sent...])) }
+                withUnsafeBytes(of: &edges) { e in
+                    for piece in Self.pieces(of: bytes, edges: e, from: sent, to: total) { rest.writeBytes(piece) }
                 }
-                rest.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[max(0, sent - FrameHeader.size)...]))
                 write(rest, to: peer, channel: channel, onLoop: true)
                 return true
             } else if MonotonicClock.now() - idleSince > 20e-6 {
@@ -186,6 +200,24 @@ final class ProgressEngine: @unchecked Sendable {
             }
         }
         return true
+    }
+
+    /// Bytes checksummed (and handed to the kernel) at a time by `sendInPlace`: well inside the
+    /// cache, and many per socket buffer.
+    static let streamPiece = 1 << 18
+
+    /// The parts of frame bytes `from ..< to` — header (`edges[0..<24]`), `payload`, trailer
+    /// (`edges[24..<28]`) — as contiguous pieces.
+    static func pieces(of payload: UnsafeRawBufferPointer, edges: UnsafeRawBufferPointer,
+                       from: Int, to: Int) -> [UnsafeRawBufferPointer] {
+        var out = [UnsafeRawBufferPointer]()
+        let h = FrameHeader.size, p = payload.count
+        if from < min(to, h) { out.append(UnsafeRawBufferPointer(rebasing: edges[from..<min(to, h)])) }
+        let lo = max(from, h) - h, hi = min(to, h + p) - h
+        if lo < hi { out.append(UnsafeRawBufferPointer(rebasing: payload[lo..<hi])) }
+        let tlo = max(from, h + p) - (h + p), thi = to - (h + p)
+        if tlo < thi { out.append(UnsafeRawBufferPointer(rebasing: edges[(h + tlo)..<(h + thi)])) }
+        return out
     }
 
     /// Writes through NIO that the engine must wait for (connection set-up, hand-over).

@@ -85,12 +85,14 @@ struct FrameTests {
     }
 
     /// Rewrites header fields and re-seals the header CRC (a well-formed but unacceptable header).
-    static func header(version: UInt8 = FrameHeader.currentVersion, type: UInt8 = FrameType.data.rawValue, length: UInt32) -> [UInt8] {
+    static func header(version: UInt8 = FrameHeader.currentVersion, type: UInt8 = FrameType.data.rawValue, flags: UInt16 = 0,
+                       length: UInt32) -> [UInt8] {
         var h = [UInt8](repeating: 0, count: FrameHeader.size)
         h.withUnsafeMutableBytes { b in
             b.storeBytes(of: FrameHeader.magic.bigEndian, toByteOffset: 0, as: UInt32.self)
             b[4] = version
             b[5] = type
+            b.storeBytes(of: flags.bigEndian, toByteOffset: 6, as: UInt16.self)
             b.storeBytes(of: length.bigEndian, toByteOffset: 12, as: UInt32.self)
             let crc = CRC32.checksum(UnsafeRawBufferPointer(rebasing: b[0..<20]))
             b.storeBytes(of: crc.bigEndian, toByteOffset: 20, as: UInt32.self)
@@ -99,7 +101,25 @@ struct FrameTests {
     }
 
     @Test func wrongVersionIsRefused() {
-        #expect(throws: FrameError.unsupportedVersion(2)) { try Frame.decode(Self.header(version: 2, length: 0)) }
+        #expect(throws: FrameError.unsupportedVersion(1)) { try Frame.decode(Self.header(version: 1, length: 0)) }
+    }
+
+    @Test func unknownFlagsAreRefused() {
+        #expect(throws: FrameError.unknownFlags(6)) { try Frame.decode(Self.header(flags: 6, length: 0)) }
+    }
+
+    @Test("a frame with its checksum after the payload round-trips; a corrupted one is refused", arguments: payloadSizes)
+    func trailingChecksum(size: Int) throws {
+        let frame = Frame(type: .data, tag: 9, payload: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        var bytes = frame.encoded(trailingChecksum: true)
+        #expect(bytes.count == FrameHeader.size + size + FrameHeader.trailerSize)
+        #expect(try Frame.decode(bytes) == frame)
+        bytes[bytes.count - 1 - (size > 0 ? FrameHeader.trailerSize : 0)] ^= 0x01   // the last payload byte, or the trailer
+        #expect { try Frame.decode(bytes) } throws: { e in
+            if case FrameError.badPayloadChecksum = e { return true }
+            return false
+        }
+        #expect(throws: FrameError.truncated(received: bytes.count - 1, expected: bytes.count)) { try Frame.decode(Array(bytes.dropLast())) }
     }
 
     @Test func unknownTypeIsRefused() {

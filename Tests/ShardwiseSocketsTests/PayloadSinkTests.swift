@@ -22,14 +22,12 @@ struct PayloadSinkTests {
 
     /// The stream: a frame with another tag, the vector's frame, then a second frame with the
     /// sink's tag (which must reach the mailbox untouched, after the rest of the first).
-    static func stream(_ payload: [UInt8]) -> [UInt8] {
-        let allocator = ByteBufferAllocator()
-        var out = [UInt8]()
-        for (tag, p) in [(UInt32(4), [UInt8](repeating: 3, count: 37)), (tag, payload), (tag, [9, 8, 7])] {
-            var b = FrameWriter.buffer(.data, tag: tag, payload: p, allocator: allocator)
-            out += b.readBytes(length: b.readableBytes)!
-        }
-        return out
+    /// With `trailing`, the vector's frame carries its checksum after the payload, as the
+    /// progress engine sends vectors (the other two frames have it in the header).
+    static func stream(_ payload: [UInt8], trailing: Bool = false) -> [UInt8] {
+        Frame(type: .data, tag: 4, payload: [UInt8](repeating: 3, count: 37)).encoded()
+            + Frame(type: .data, tag: tag, payload: payload).encoded(trailingChecksum: trailing)
+            + Frame(type: .data, tag: tag, payload: [9, 8, 7]).encoded()
     }
 
     struct Case: CustomTestStringConvertible, Sendable {
@@ -40,8 +38,9 @@ struct PayloadSinkTests {
         /// Stream bytes fed before it is withdrawn (nil: at the end).
         var detachAt: Int?
         var combine: InPlaceCombine
+        var trailing = false
         var testDescription: String {
-            "\(entries) entries, pieces of \(piece), posted at \(attachAt), withdrawn at \(detachAt.map(String.init) ?? "end"), \(combine)"
+            "\(entries) entries, pieces of \(piece), posted at \(attachAt), withdrawn at \(detachAt.map(String.init) ?? "end"), \(combine)\(trailing ? ", trailing checksum" : "")"
         }
     }
 
@@ -56,6 +55,9 @@ struct PayloadSinkTests {
                 c.append(Case(entries: entries, piece: piece, attachAt: firstPayload + entries * 4 + 3, detachAt: nil, combine: combine))
                 // Withdrawn in the middle: the rest comes as a message of its own.
                 if entries > 1 { c.append(Case(entries: entries, piece: piece, attachAt: 10, detachAt: firstPayload + entries * 6 + 5, combine: combine)) }
+                // A trailing checksum: read to the end; withdrawn with the payload in but the trailer not.
+                c.append(Case(entries: entries, piece: piece, attachAt: 0, detachAt: nil, combine: combine, trailing: true))
+                c.append(Case(entries: entries, piece: piece, attachAt: 0, detachAt: firstPayload + entries * 8 + 2, combine: combine, trailing: true))
             }
         }
         return c
@@ -64,7 +66,7 @@ struct PayloadSinkTests {
     @Test(arguments: cases)
     func payloadLandsInPlace(_ c: Case) throws {
         let x = Self.vector(c.entries, seed: 1), y = Self.vector(c.entries, seed: -2)
-        let payload = Self.bytes(x), stream = Self.stream(payload)
+        let payload = Self.bytes(x), stream = Self.stream(payload, trailing: c.trailing)
         var destination = y
         let channel = EmbeddedChannel()
         let decoder = FrameDecoder(maximumLength: 1 << 26, logger: .init(label: "test"))
@@ -119,7 +121,7 @@ struct PayloadSinkTests {
         } else {
             // Withdrawn mid-frame: whole entries went in place, the rest is the next message.
             let k = try #require(taken)
-            #expect(k % 8 == 0 && k > 0 && k < payload.count)
+            #expect(k % 8 == 0 && k > 0 && k <= payload.count)
             #expect(sink.state == .filling)
             #expect(frames.count == 3)
             #expect(frames.count == 3 && frames[1].tag == Self.tag && frames[1].payload == Array(payload[k...]))

@@ -6,12 +6,17 @@
 ///      0     4  magic       "SWD1" (0x53574431), big-endian like every integer below
 ///      4     1  version     FrameHeader.currentVersion
 ///      5     1  type        FrameType
-///      6     2  flags       reserved, 0
+///      6     2  flags       bit 0: trailing checksum (below); the other bits are 0
 ///      8     4  tag         the message tag (data frames), 0 otherwise
 ///     12     4  length      payload bytes, ≤ the receiver's maximum frame size
-///     16     4  checksum    FrameChecksum of the payload
+///     16     4  checksum    FrameChecksum of the payload (0 with a trailing checksum)
 ///     20     4  header CRC  CRC-32 (IEEE) of bytes 0..<20
 /// ```
+///
+/// With the trailing-checksum flag the payload's checksum is the 4 bytes right after the payload
+/// instead. A sender that streams a large vector from its own memory sets it: it checksums each
+/// piece just before the kernel copies it, while it is in cache, instead of reading the whole
+/// vector once more before the first byte can leave (version 2 added the flag).
 ///
 /// The header CRC catches a misframed or foreign stream before any payload is read; the payload
 /// checksum catches torn or corrupted payloads. Neither is cryptographic: authenticity is settled
@@ -88,6 +93,8 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
     case badHeaderChecksum(expected: UInt32, actual: UInt32)
     /// The payload's checksum does not match: corrupted in transit.
     case badPayloadChecksum(expected: UInt32, actual: UInt32)
+    /// Flag bits this version does not know.
+    case unknownFlags(UInt16)
     /// The announced payload is larger than this connection accepts.
     case oversized(length: Int, maximum: Int)
     /// The connection closed in the middle of a frame.
@@ -98,6 +105,7 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
         case .badMagic(let m): return "bad magic 0x\(String(m, radix: 16)) (not a Shardwise peer)"
         case .unsupportedVersion(let v): return "unsupported protocol version \(v) (this node speaks \(FrameHeader.currentVersion))"
         case .unknownType(let t): return "unknown frame type \(t)"
+        case .unknownFlags(let f): return "unknown frame flags 0x\(String(f, radix: 16))"
         case .badHeaderChecksum(let e, let a): return "bad header checksum (expected 0x\(String(e, radix: 16)), got 0x\(String(a, radix: 16)))"
         case .badPayloadChecksum(let e, let a): return "bad payload checksum (expected 0x\(String(e, radix: 16)), got 0x\(String(a, radix: 16)))"
         case .oversized(let n, let max): return "frame of \(n) bytes exceeds the maximum of \(max)"
@@ -109,8 +117,11 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
 /// The fixed-size header, and its (de)serialisation.
 public struct FrameHeader: Sendable, Equatable {
     public static let magic: UInt32 = 0x5357_4431   // "SWD1"
-    public static let currentVersion: UInt8 = 1
+    public static let currentVersion: UInt8 = 2
     public static let size = 24
+    /// Bytes of a trailing checksum.
+    public static let trailerSize = 4
+    static let trailingChecksumFlag: UInt16 = 1
     /// Frames before authentication are small: a stranger cannot make a node allocate much.
     public static let handshakeMaximum = 4096
     /// Default maximum payload after authentication (1e7 float64 entries are 80 MB).
@@ -120,12 +131,15 @@ public struct FrameHeader: Sendable, Equatable {
     public var tag: UInt32
     public var length: Int
     public var checksum: UInt32
+    /// The payload's checksum follows the payload (`checksum` is then 0).
+    public var trailingChecksum: Bool
 
-    public init(type: FrameType, tag: UInt32, length: Int, checksum: UInt32) {
+    public init(type: FrameType, tag: UInt32, length: Int, checksum: UInt32, trailingChecksum: Bool = false) {
         self.type = type
         self.tag = tag
         self.length = length
-        self.checksum = checksum
+        self.checksum = trailingChecksum ? 0 : checksum
+        self.trailingChecksum = trailingChecksum
     }
 
     /// Writes the 24 header bytes at `out`.
@@ -134,8 +148,7 @@ public struct FrameHeader: Sendable, Equatable {
         out.storeBytes(of: Self.magic.bigEndian, toByteOffset: 0, as: UInt32.self)
         out[4] = Self.currentVersion
         out[5] = type.rawValue
-        out[6] = 0
-        out[7] = 0
+        out.storeBytes(of: (trailingChecksum ? Self.trailingChecksumFlag : 0).bigEndian, toByteOffset: 6, as: UInt16.self)
         out.storeBytes(of: tag.bigEndian, toByteOffset: 8, as: UInt32.self)
         out.storeBytes(of: UInt32(length).bigEndian, toByteOffset: 12, as: UInt32.self)
         out.storeBytes(of: checksum.bigEndian, toByteOffset: 16, as: UInt32.self)
@@ -155,24 +168,29 @@ public struct FrameHeader: Sendable, Equatable {
         guard expected == actual else { throw .badHeaderChecksum(expected: expected, actual: actual) }
         guard bytes[4] == currentVersion else { throw .unsupportedVersion(bytes[4]) }
         guard let type = FrameType(rawValue: bytes[5]) else { throw .unknownType(bytes[5]) }
+        let flags = UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
+        guard flags & ~trailingChecksumFlag == 0 else { throw .unknownFlags(flags) }
         let length = Int(u32(12))
         guard length <= maximumLength else { throw .oversized(length: length, maximum: maximumLength) }
-        return FrameHeader(type: type, tag: u32(8), length: length, checksum: u32(16))
+        return FrameHeader(type: type, tag: u32(8), length: length, checksum: u32(16), trailingChecksum: flags & trailingChecksumFlag != 0)
     }
 }
 
 extension Frame {
-    /// Header and payload as one contiguous byte array (tests, and the raw clients of the tests).
-    public func encoded() -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: FrameHeader.size + payload.count)
+    /// Header and payload (and the trailing checksum, if asked) as one contiguous byte array
+    /// (tests, and the raw clients of the tests).
+    public func encoded(trailingChecksum: Bool = false) -> [UInt8] {
+        let trailer = trailingChecksum ? FrameHeader.trailerSize : 0
+        var out = [UInt8](repeating: 0, count: FrameHeader.size + payload.count + trailer)
         let sum = payload.withUnsafeBytes { FrameChecksum.compute($0) }
         out.withUnsafeMutableBytes { buf in
-            FrameHeader(type: type, tag: tag, length: payload.count, checksum: sum).write(to: buf)
+            FrameHeader(type: type, tag: tag, length: payload.count, checksum: sum, trailingChecksum: trailingChecksum).write(to: buf)
             if !payload.isEmpty {
                 payload.withUnsafeBytes { p in
                     UnsafeMutableRawBufferPointer(rebasing: buf[FrameHeader.size...]).copyMemory(from: p)
                 }
             }
+            if trailingChecksum { buf.storeBytes(of: sum.bigEndian, toByteOffset: FrameHeader.size + payload.count, as: UInt32.self) }
         }
         return out
     }
@@ -183,11 +201,15 @@ extension Frame {
         let header = try bytes.withUnsafeBytes { buf in
             Result { () throws(FrameError) in try FrameHeader.parse(buf, maximumLength: maximumLength) }
         }.get()
-        let total = FrameHeader.size + header.length
+        let end = FrameHeader.size + header.length
+        let total = end + (header.trailingChecksum ? FrameHeader.trailerSize : 0)
         guard bytes.count >= total else { throw .truncated(received: bytes.count, expected: total) }
-        let payload = Array(bytes[FrameHeader.size..<total])
+        let payload = Array(bytes[FrameHeader.size..<end])
         let sum = payload.withUnsafeBytes { FrameChecksum.compute($0) }
-        guard sum == header.checksum else { throw .badPayloadChecksum(expected: header.checksum, actual: sum) }
+        let expected = header.trailingChecksum
+            ? bytes.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: end, as: UInt32.self)) }
+            : header.checksum
+        guard sum == expected else { throw .badPayloadChecksum(expected: expected, actual: sum) }
         return Frame(type: header.type, tag: header.tag, payload: payload)
     }
 }

@@ -6,7 +6,8 @@ import NIOCore
 /// Each payload is copied exactly once, from the read buffer straight into an array of its final
 /// size (allocated when the header arrives), with the checksum computed during that copy. The
 /// maximum payload starts at `FrameHeader.handshakeMaximum` and is raised by the connection
-/// handler once the peer has authenticated. Any violation — bad magic, version, type, header CRC,
+/// handler once the peer has authenticated. A frame with a trailing checksum (see `FrameHeader`)
+/// is checked when its 4 trailer bytes are in. Any violation — bad magic, version, type, header CRC,
 /// payload checksum, or an oversized length — is logged with the remote address and closes the
 /// connection; nothing is thrown into the pipeline and the node carries on.
 final class FrameDecoder: ChannelInboundHandler {
@@ -21,6 +22,9 @@ final class FrameDecoder: ChannelInboundHandler {
         case payload(FrameHeader, [UInt8], filled: Int, FrameChecksum.State)
         /// The payload goes to `sink`; `filled` bytes are in.
         case sinking(FrameHeader, filled: Int, FrameChecksum.State)
+        /// The payload is in (in the array, or in the sink: nil); its trailing checksum is being
+        /// read (into `headerBytes`).
+        case trailer(FrameHeader, [UInt8]?, FrameChecksum.State)
         case failed
     }
 
@@ -65,7 +69,7 @@ final class FrameDecoder: ChannelInboundHandler {
                     sink.state = .declined   // not the vector expected: the receive will say so
                 }
                 if header.length == 0 {
-                    guard deliver(context: context, header, [], FrameChecksum.State()) else { return }
+                    guard payloadComplete(context: context, header, [], FrameChecksum.State()) else { return }
                 } else {
                     // Bytes are written before they are read: no need to zero them first.
                     let payload = [UInt8](unsafeUninitializedCapacity: header.length) { _, n in n = header.length }
@@ -82,7 +86,7 @@ final class FrameDecoder: ChannelInboundHandler {
                     return k
                 }
                 if filled + k == header.length {
-                    guard deliver(context: context, header, payload, sum) else { return }
+                    guard payloadComplete(context: context, header, payload, sum) else { return }
                 } else {
                     state = .payload(header, payload, filled: filled + k, sum)
                 }
@@ -93,20 +97,38 @@ final class FrameDecoder: ChannelInboundHandler {
                     return k
                 }
                 if filled + k == header.length {
-                    guard finishSink(context: context, header, sum) else { return }
+                    guard payloadComplete(context: context, header, nil, sum) else { return }
                 } else {
                     state = .sinking(header, filled: filled + k, sum)
                 }
+            case .trailer(let header, let payload, let sum):
+                let k = min(FrameHeader.trailerSize - headerBytes.count, buffer.readableBytes)
+                headerBytes.append(contentsOf: buffer.readBytes(length: k)!)
+                guard headerBytes.count == FrameHeader.trailerSize else { continue }
+                let expected = headerBytes.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) }
+                headerBytes.removeAll(keepingCapacity: true)
+                guard check(context: context, header, payload, sum, expected: expected) else { return }
             }
         }
     }
 
-    /// The sink's frame is complete: checks it; false when the connection failed.
-    private func finishSink(context: ChannelHandlerContext, _ header: FrameHeader, _ sum: FrameChecksum.State) -> Bool {
+    /// The payload is in (`payload`, or nil: in the sink): checks it now, or first reads its
+    /// trailing checksum. False when the connection failed.
+    private func payloadComplete(context: ChannelHandlerContext, _ header: FrameHeader, _ payload: [UInt8]?,
+                                 _ sum: FrameChecksum.State) -> Bool {
+        guard header.trailingChecksum else { return check(context: context, header, payload, sum, expected: header.checksum) }
+        headerBytes.removeAll(keepingCapacity: true)
+        state = .trailer(header, payload, sum)
+        return true
+    }
+
+    private func check(context: ChannelHandlerContext, _ header: FrameHeader, _ payload: [UInt8]?,
+                       _ sum: FrameChecksum.State, expected: UInt32) -> Bool {
+        if let payload { return deliver(context: context, header, payload, sum, expected: expected) }
         state = .header
         let actual = sum.value
-        guard actual == header.checksum else {
-            let error = FrameError.badPayloadChecksum(expected: header.checksum, actual: actual)
+        guard actual == expected else {
+            let error = FrameError.badPayloadChecksum(expected: expected, actual: actual)
             sink?.state = .failed("\(error)")
             fail(context: context, error)
             return false
@@ -121,9 +143,15 @@ final class FrameDecoder: ChannelInboundHandler {
     func attach(_ sink: PayloadSink) {
         precondition(self.sink == nil, "one sink at a time")
         self.sink = sink
-        guard case .payload(let header, let payload, let filled, let sum) = state, !isRest,
+        // A frame with the tag that is already in (checksum pending) or is the rest of another
+        // goes to the mailbox; the sink must not take a later one before it.
+        if case .trailer(let header, let payload, _) = state, payload != nil, header.type == .data, header.tag == sink.tag {
+            sink.state = .declined
+            return
+        }
+        guard case .payload(let header, let payload, let filled, let sum) = state,
               header.type == .data, header.tag == sink.tag else { return }
-        guard header.length == sink.destination.count else { sink.state = .declined; return }
+        guard header.length == sink.destination.count, !isRest else { sink.state = .declined; return }
         sink.state = .filling
         // The bytes already in were checksummed on their way into the array.
         payload.withUnsafeBytes { sink.move(UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
@@ -137,6 +165,13 @@ final class FrameDecoder: ChannelInboundHandler {
     func detachSink() -> Int {
         guard let sink else { return 0 }
         self.sink = nil
+        if case .trailer(var header, nil, let sum) = state {
+            // All of it is in place but not yet checked: the rest is an empty message.
+            header.length = 0
+            isRest = true
+            state = .trailer(header, [], sum)
+            return sink.consumed
+        }
         guard case .sinking(var header, let filled, let sum) = state else {
             return sink.state == .complete ? sink.destination.count : 0
         }
@@ -156,11 +191,11 @@ final class FrameDecoder: ChannelInboundHandler {
 
     /// Checks the payload's checksum and passes the frame on; false when the connection failed.
     private func deliver(context: ChannelHandlerContext, _ header: FrameHeader, _ payload: [UInt8],
-                         _ sum: FrameChecksum.State) -> Bool {
+                         _ sum: FrameChecksum.State, expected: UInt32) -> Bool {
         isRest = false
         let actual = sum.value
-        guard actual == header.checksum else {
-            fail(context: context, .badPayloadChecksum(expected: header.checksum, actual: actual))
+        guard actual == expected else {
+            fail(context: context, .badPayloadChecksum(expected: expected, actual: actual))
             return false
         }
         state = .header
@@ -184,7 +219,7 @@ final class FrameDecoder: ChannelInboundHandler {
             let n = sink.fill(at: filled, upTo: header.length, checksum: &sum, fill)
             guard n > 0 else { return n }
             if filled + n == header.length {
-                _ = finishSink(context: context, header, sum)
+                _ = payloadComplete(context: context, header, nil, sum)
             } else {
                 state = .sinking(header, filled: filled + n, sum)
             }
@@ -201,7 +236,7 @@ final class FrameDecoder: ChannelInboundHandler {
         }
         payload.withUnsafeBytes { sum.add(UnsafeRawBufferPointer(rebasing: $0[filled..<(filled + n)])) }
         if filled + n == header.length {
-            _ = deliver(context: context, header, payload, sum)
+            _ = payloadComplete(context: context, header, payload, sum)
         } else {
             state = .payload(header, payload, filled: filled + n, sum)
         }
@@ -217,6 +252,11 @@ final class FrameDecoder: ChannelInboundHandler {
         case .payload(let header, _, let filled, _):
             logger.warning("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
                            metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        case .trailer(let header, let payload, _):
+            let error = FrameError.truncated(received: FrameHeader.size + header.length + headerBytes.count,
+                                             expected: FrameHeader.size + header.length + FrameHeader.trailerSize)
+            if payload == nil { sink?.state = .failed("\(error)") }
+            logger.warning("closing connection: \(error)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         case .header where !headerBytes.isEmpty:
             logger.warning("closing connection: \(FrameError.truncated(received: headerBytes.count, expected: FrameHeader.size))",
                            metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
