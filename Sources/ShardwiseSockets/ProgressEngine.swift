@@ -41,6 +41,11 @@ final class ProgressEngine: @unchecked Sendable {
 
     /// Seconds without progress before a receive goes back to sleeping in the loop (0 = off).
     let budget: Double
+    /// The same while a frame is half-way through a link, in either direction. Such a stall is
+    /// the kernel's, not the peer's (on this 2-core VM, loopback stalls of 0.2–5 ms in the middle
+    /// of multi-megabyte transfers are common), and giving up then is dear: the rest of an
+    /// outgoing vector is copied, the rest of an incoming one lands in a fresh array.
+    var midFrameBudget: Double { budget > 0 ? max(budget, 0.01) : 0 }
     private var inbound: [Int: Link] = [:]
     private var outbound: [Int: Link] = [:]
     /// Frames (or their unwritten rest) waiting for a link's socket to drain, by peer.
@@ -161,13 +166,15 @@ final class ProgressEngine: @unchecked Sendable {
             while summed < count && FrameHeader.size + summed - sent < Self.streamPiece / 2 { sumAhead() }
             let limit = FrameHeader.size + summed + (summed == count ? FrameHeader.trailerSize : 0)
             let n = withUnsafeBytes(of: &edges) { e -> Int in
-                var iov = Self.pieces(of: bytes, edges: e, from: sent, to: limit).map {
-                    iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
-                }
-                return iov.withUnsafeMutableBufferPointer { iov in
+                withUnsafeTemporaryAllocation(of: iovec.self, capacity: 3) { iov in
+                    var count = 0
+                    Self.forEachPiece(of: bytes, edges: e, from: sent, to: limit) {
+                        iov[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
+                        count += 1
+                    }
                     var message = msghdr()
                     message.msg_iov = iov.baseAddress
-                    message.msg_iovlen = iov.count
+                    message.msg_iovlen = count
                     return sendmsg(link.fd, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
                 }
             }
@@ -186,12 +193,12 @@ final class ProgressEngine: @unchecked Sendable {
             }
             if moved {
                 idleSince = MonotonicClock.now()
-            } else if MonotonicClock.now() - idleSince > budget {
+            } else if MonotonicClock.now() - idleSince > (sent > 0 ? midFrameBudget : budget) {
                 // Copy the rest of the frame; it goes out through the queue (or NIO).
                 while summed < count { sumAhead() }
                 var rest = allocator.buffer(capacity: total - sent)
                 withUnsafeBytes(of: &edges) { e in
-                    for piece in Self.pieces(of: bytes, edges: e, from: sent, to: total) { rest.writeBytes(piece) }
+                    Self.forEachPiece(of: bytes, edges: e, from: sent, to: total) { rest.writeBytes($0) }
                 }
                 write(rest, to: peer, channel: channel, onLoop: true)
                 return true
@@ -206,18 +213,17 @@ final class ProgressEngine: @unchecked Sendable {
     /// cache, and many per socket buffer.
     static let streamPiece = 1 << 18
 
-    /// The parts of frame bytes `from ..< to` — header (`edges[0..<24]`), `payload`, trailer
-    /// (`edges[24..<28]`) — as contiguous pieces.
-    static func pieces(of payload: UnsafeRawBufferPointer, edges: UnsafeRawBufferPointer,
-                       from: Int, to: Int) -> [UnsafeRawBufferPointer] {
-        var out = [UnsafeRawBufferPointer]()
+    /// Calls `body` with the parts of frame bytes `from ..< to` — header (`edges[0..<24]`),
+    /// `payload`, trailer (`edges[24..<28]`) — as at most three contiguous pieces, in order.
+    @inline(__always)
+    static func forEachPiece(of payload: UnsafeRawBufferPointer, edges: UnsafeRawBufferPointer, from: Int, to: Int,
+                             _ body: (UnsafeRawBufferPointer) -> Void) {
         let h = FrameHeader.size, p = payload.count
-        if from < min(to, h) { out.append(UnsafeRawBufferPointer(rebasing: edges[from..<min(to, h)])) }
+        if from < min(to, h) { body(UnsafeRawBufferPointer(rebasing: edges[from..<min(to, h)])) }
         let lo = max(from, h) - h, hi = min(to, h + p) - h
-        if lo < hi { out.append(UnsafeRawBufferPointer(rebasing: payload[lo..<hi])) }
+        if lo < hi { body(UnsafeRawBufferPointer(rebasing: payload[lo..<hi])) }
         let tlo = max(from, h + p) - (h + p), thi = to - (h + p)
-        if tlo < thi { out.append(UnsafeRawBufferPointer(rebasing: edges[(h + tlo)..<(h + thi)])) }
-        return out
+        if tlo < thi { body(UnsafeRawBufferPointer(rebasing: edges[(h + tlo)..<(h + thi)])) }
     }
 
     /// Writes through NIO that the engine must wait for (connection set-up, hand-over).
@@ -282,7 +288,12 @@ final class ProgressEngine: @unchecked Sendable {
     /// `peers` nil = any peer.
     func run<M>(waitingFor peers: [Int]?, arrived: () throws -> M?) rethrows -> M? {
         guard budget > 0, !untracked, nioPendingTotal == 0 else { handOverAll(); return nil }
-        let readers = inbound.filter { peers?.contains($0.key) ?? true }.map(\.value)
+        let readers: [Link]
+        if let peers, peers.count == 1 {
+            readers = inbound[peers[0]].map { [$0] } ?? []
+        } else {
+            readers = inbound.filter { peers?.contains($0.key) ?? true }.map(\.value)
+        }
         if readers.isEmpty { handOverAll(); return nil }
         var idleSince = MonotonicClock.now()
         while true {
@@ -333,7 +344,10 @@ final class ProgressEngine: @unchecked Sendable {
                 idleSince = MonotonicClock.now()
             } else {
                 let idle = MonotonicClock.now() - idleSince
-                if idle > budget { handOverAll(); return nil }
+                if idle > budget, idle > midFrameBudget || !readers.contains(where: { $0.decoder?.isInsideFrame == true }) {
+                    handOverAll()
+                    return nil
+                }
                 // Hand the CPU to whoever else wants it, but not in the first microseconds (a
                 // message in flight on loopback arrives within them).
                 if idle > 20e-6 { sched_yield() }

@@ -7,17 +7,21 @@ import ShardwiseThreads
 // Issue 4's benchmarks, the socket backend between two processes on loopback:
 // - all-reduce of 1e3, 1e5, 1e6, 1e7 float64 (ring, reduce+broadcast): time per all-reduce and
 //   algorithm bandwidth (vector bytes / time);
-// - beside them, in the same run: raw loopback TCP throughput (POSIX sockets, no framing) and
-//   OpenMPI's MPI_Allreduce over TCP (`--mca btl tcp,self`) when mpicc/mpirun are installed;
+// - beside them, in the same run: raw loopback TCP throughput (POSIX sockets, no framing), and
+//   our ring against OpenMPI's MPI_Allreduce over TCP (`--mca btl tcp,self`), their rounds
+//   alternating with ours, when mpicc/mpirun are installed;
 // - one MapReduce iteration on 2 processes vs 2 threads, same problem (the price of the network).
 // The second process is this executable, started again with SHARDWISE_BENCH_PEER set.
-// Bars (issue 4): ring ≤ OpenMPI TCP at 1e6 (~2.6 ms here), < 30 µs at 1e3.
+// Bars (issue 4): ring no slower than OpenMPI over TCP at 1e6, under 30 µs at 1e3.
 
 enum SocketMetrics {
     static let perOp = BenchmarkMetric.custom("per all-reduce (µs)", useScalingFactor: false)
     static let bandwidth = BenchmarkMetric.custom("algorithm bandwidth (MB/s)", polarity: .prefersLarger, useScalingFactor: false)
     static let tcp = BenchmarkMetric.custom("raw loopback TCP (MB/s)", polarity: .prefersLarger, useScalingFactor: false)
     static let perIteration = BenchmarkMetric.custom("per iteration (µs)", useScalingFactor: false)
+    static let ringInterleaved = BenchmarkMetric.custom("our ring (µs)", useScalingFactor: false)
+    static let openMPI = BenchmarkMetric.custom("OpenMPI TCP (µs)", useScalingFactor: false)
+    static let ratio = BenchmarkMetric.custom("ring / OpenMPI (%)", useScalingFactor: false)
 }
 
 /// The peer process: follows the probe, or runs rank 1 of a training job.
@@ -83,6 +87,7 @@ final class ProbeWorld: @unchecked Sendable {
             port = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if port == nil { try await Task.sleep(nanoseconds: 2_000_000) }
         }
+        try? FileManager.default.removeItem(atPath: path)
         peer = try Peer(mode: "probe \(port!)")
         self.comm = try await comm
     }
@@ -94,68 +99,99 @@ final class ProbeWorld: @unchecked Sendable {
     }
 }
 
-/// OpenMPI's MPI_Allreduce over TCP for the same sizes: seconds per operation in each of five
-/// rounds, nil when MPI is absent.
-func openMPIAllReduce(counts: [Int]) -> [Int: [Double]]? {
-    let fm = FileManager.default
-    guard fm.isExecutableFile(atPath: "/usr/bin/mpicc"), fm.isExecutableFile(atPath: "/usr/bin/mpirun") else { return nil }
-    let dir = fm.temporaryDirectory.appendingPathComponent("sw-mpi-\(getpid())")
-    try? fm.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? fm.removeItem(at: dir) }
-    let source = """
+/// OpenMPI's MPI_Allreduce over TCP (`--mca btl tcp,self`), as a long-lived pair of ranks that
+/// runs one timed round of all-reduces whenever it is asked (a line "count repetitions" on
+/// mpirun's standard input; the answer, seconds per all-reduce, on its standard output). So its
+/// rounds can alternate with ours in one time window: this machine's speed drifts by ±20% from
+/// one minute to the next, and two batches measured minutes apart would compare the drift.
+/// Between rounds both ranks sleep (rank 1 polls a non-blocking broadcast every 5 ms), so
+/// they leave the cores to our processes while we measure.
+final class OpenMPIPeer: @unchecked Sendable {
+    let process = Process()
+    let input = Pipe(), output = Pipe()
+    let directory: URL
+    private var pending = Data()
+
+    static let source = """
         #include <mpi.h>
         #include <stdio.h>
         #include <stdlib.h>
+        #include <unistd.h>
         int main(int argc, char **argv) {
             MPI_Init(&argc, &argv);
             int rank; MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-            for (int a = 1; a < argc; a++) {
-                long n = atol(argv[a]);
-                int reps = n <= 1000 ? 2000 : n <= 100000 ? 200 : n <= 1000000 ? 50 : 10;
+            setvbuf(stdout, NULL, _IOLBF, 0);
+            for (;;) {
+                long cmd[2] = {0, 0};
+                if (rank == 0 && scanf("%ld %ld", &cmd[0], &cmd[1]) != 2) cmd[0] = -1;
+                MPI_Request req; int done = 0;
+                MPI_Ibcast(cmd, 2, MPI_LONG, 0, MPI_COMM_WORLD, &req);
+                while (!done) { MPI_Test(&req, &done, MPI_STATUS_IGNORE); if (!done) usleep(5000); }
+                if (cmd[0] < 0) break;
+                long n = cmd[0], reps = cmd[1];
                 double *v = malloc(n * sizeof(double)), *w = malloc(n * sizeof(double));
                 for (long i = 0; i < n; i++) v[i] = 1;
-                MPI_Allreduce(v, w, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-                /* Five rounds, like the five samples of our own all-reduce benchmarks. */
-                for (int round = 0; round < 5; round++) {
-                    MPI_Barrier(MPI_COMM_WORLD);
-                    double t0 = MPI_Wtime();
-                    for (int r = 0; r < reps; r++) MPI_Allreduce(v, w, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-                    double t = (MPI_Wtime() - t0) / reps;
-                    if (rank == 0) printf("%ld %.9f\\n", n, t);
-                }
+                MPI_Allreduce(v, w, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);   /* warm-up */
+                MPI_Barrier(MPI_COMM_WORLD);
+                double t0 = MPI_Wtime();
+                for (long r = 0; r < reps; r++) MPI_Allreduce(v, w, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+                double t = (MPI_Wtime() - t0) / reps;
+                if (rank == 0) printf("%ld %.9f %s\\n", n, t, w[0] == 2 ? "ok" : "wrong");
                 free(v); free(w);
             }
             MPI_Finalize();
             return 0;
         }
         """
-    let c = dir.appendingPathComponent("allreduce.c").path, exe = dir.appendingPathComponent("allreduce").path
-    guard (try? source.write(toFile: c, atomically: true, encoding: .utf8)) != nil else { return nil }
-    func run(_ path: String, _ args: [String]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
+
+    /// Builds the program and starts the two ranks; nil when mpicc or mpirun is missing.
+    init?() {
+        let fm = FileManager.default
+        guard fm.isExecutableFile(atPath: "/usr/bin/mpicc"), fm.isExecutableFile(atPath: "/usr/bin/mpirun") else { return nil }
+        directory = fm.temporaryDirectory.appendingPathComponent("sw-mpi-\(getpid())")
+        try? fm.createDirectory(at: directory, withIntermediateDirectories: true)
+        let c = directory.appendingPathComponent("allreduce.c").path, exe = directory.appendingPathComponent("allreduce").path
+        guard (try? Self.source.write(toFile: c, atomically: true, encoding: .utf8)) != nil else { return nil }
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/mpicc")
+        cc.arguments = ["-O2", "-o", exe, c]
+        guard (try? cc.run()) != nil else { return nil }
+        cc.waitUntilExit()
+        guard cc.terminationStatus == 0 else { return nil }
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        process.arguments = ["-np", "2", "--mca", "btl", "tcp,self", "--bind-to", "none", exe]
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        process.environment = env
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
     }
-    guard run("/usr/bin/mpicc", ["-O2", "-o", exe, c]) != nil,
-          let text = run("/usr/bin/mpirun", ["-np", "2", "--mca", "btl", "tcp,self", "--bind-to", "none", exe] + counts.map(String.init))
-    else { return nil }
-    var result: [Int: [Double]] = [:]
-    for line in text.split(separator: "\n") {
-        let f = line.split(separator: " ")
-        if f.count == 2, let n = Int(f[0]), let t = Double(f[1]) { result[n, default: []].append(t) }
+
+    /// Seconds per MPI_Allreduce of `count` doubles over `reps` repetitions; nil if the ranks failed.
+    func round(count: Int, repetitions reps: Int) -> Double? {
+        input.fileHandleForWriting.write(Data("\(count) \(reps)\n".utf8))
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                let f = line.split(separator: " ")
+                guard f.count == 3, f[2] == "ok" else { return nil }
+                return Double(f[1])
+            }
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { return nil }   // mpirun ended
+            pending.append(chunk)
+        }
     }
-    return result
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: directory)
+    }
 }
 
 /// Seconds per training iteration from a report (excluding setup).
@@ -165,6 +201,7 @@ let benchmarks: @Sendable () -> Void = {
     runPeerIfAsked()
     let units: [BenchmarkMetric: BenchmarkUnits] = [
         SocketMetrics.perOp: .count, SocketMetrics.bandwidth: .count, SocketMetrics.tcp: .count, SocketMetrics.perIteration: .count,
+        SocketMetrics.ringInterleaved: .count, SocketMetrics.openMPI: .count, SocketMetrics.ratio: .count,
     ]
     let counts = [1_000, 100_000, 1_000_000, 10_000_000]
     func repetitions(_ n: Int) -> Int { n <= 1_000 ? 2000 : n <= 100_000 ? 200 : n <= 1_000_000 ? 50 : 10 }
@@ -196,20 +233,29 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(SocketMetrics.tcp, Int(AllReduceProbe.rawTCPThroughput() / 1e6))
     }
 
-    // OpenMPI over TCP, measured once by its own program; reported per size.
-    nonisolated(unsafe) var mpi: [Int: [Double]]? = nil
-    nonisolated(unsafe) var mpiMeasured = false
+    // Issue 4's bar: our ring against OpenMPI's MPI_Allreduce over TCP, their rounds alternating
+    // with ours (see `OpenMPIPeer`), so both medians come from the same minutes. "ring / OpenMPI"
+    // is the ratio within each pair of rounds.
+    nonisolated(unsafe) var mpi: OpenMPIPeer?
     for n in counts {
         Benchmark(
-            "OpenMPI MPI_Allreduce over TCP, 2 processes, \(n) float64",
-            configuration: .init(metrics: [SocketMetrics.perOp, SocketMetrics.bandwidth], units: units, maxIterations: 1)
+            "Ring vs OpenMPI over TCP, rounds interleaved, 2 processes, \(n) float64",
+            configuration: .init(metrics: [SocketMetrics.ringInterleaved, SocketMetrics.openMPI, SocketMetrics.ratio], units: units,
+                                 warmupIterations: 1, maxDuration: .seconds(20), maxIterations: 7)
         ) { benchmark in
-            if !mpiMeasured { mpi = openMPIAllReduce(counts: counts); mpiMeasured = true }
-            guard let rounds = mpi?[n] else { return }   // no MPI here: nothing to compare with
-            for t in rounds {
-                benchmark.measurement(SocketMetrics.perOp, Int((t * 1e6).rounded()))
-                benchmark.measurement(SocketMetrics.bandwidth, Int(Double(n * 8) / t / 1e6))
-            }
+            guard let peer = mpi, let theirs = peer.round(count: n, repetitions: repetitions(n)) else { return }   // no MPI here
+            let ours = try await AllReduceProbe.measure(world!.comm, count: n, algorithm: .ring, repetitions: repetitions(n))
+            benchmark.measurement(SocketMetrics.ringInterleaved, Int((ours * 1e6).rounded()))
+            benchmark.measurement(SocketMetrics.openMPI, Int((theirs * 1e6).rounded()))
+            benchmark.measurement(SocketMetrics.ratio, Int((ours / theirs * 100).rounded()))
+        } setup: {
+            world = try await ProbeWorld()
+            mpi = OpenMPIPeer()
+        } teardown: {
+            mpi?.stop()
+            mpi = nil
+            await world?.close()
+            world = nil
         }
     }
 

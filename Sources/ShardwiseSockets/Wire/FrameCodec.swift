@@ -186,6 +186,15 @@ final class FrameDecoder: ChannelInboundHandler {
         return taken
     }
 
+    /// Whether part of a frame has arrived and the rest has not.
+    var isInsideFrame: Bool {
+        switch state {
+        case .header: return !headerBytes.isEmpty
+        case .payload, .sinking, .trailer: return true
+        case .failed: return false
+        }
+    }
+
     /// The payload being filled is the rest of a frame that began in a sink.
     private var isRest = false
 
