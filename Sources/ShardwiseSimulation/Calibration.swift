@@ -16,9 +16,10 @@ extension ComputeModel {
     }
 
     static func measure<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, features: Int, minimumSeconds: Double) -> Double {
-        let previous = BLASThreading.threads
-        BLASThreading.set(threads: 1)
-        defer { BLASThreading.set(threads: previous) }
+        BLASThreading.withOneThread { measureOnOneThread(Scalar.self, rows: rows, features: features, minimumSeconds: minimumSeconds) }
+    }
+
+    private static func measureOnOneThread<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, features: Int, minimumSeconds: Double) -> Double {
         let data = SyntheticSpec(rows: max(rows, 1), features: max(features, 1), seed: 99).generate(Scalar.self)
         let kernel = GradientKernel(x: data.x.view, y: data.y[...])
         var w = [Scalar](repeating: 0.01, count: data.features)

@@ -113,8 +113,17 @@ public struct ScalingStudy: Codable, Sendable {
         _: Scalar.Type, job: Job, nodeCounts: [Int], backend: SimulationBackend,
         onPoint: (@Sendable (ScalingPoint) -> Void)?
     ) async throws -> ScalingStudy {
+        // One BLAS thread, held for the reference solutions too: reproducible studies.
+        try await BLASThreading.withOneThread {
+            try await study(Scalar.self, job: job, nodeCounts: nodeCounts, backend: backend, onPoint: onPoint)
+        }
+    }
+
+    private static func study<Scalar: BLASScalar>(
+        _: Scalar.Type, job: Job, nodeCounts: [Int], backend: SimulationBackend,
+        onPoint: (@Sendable (ScalingPoint) -> Void)?
+    ) async throws -> ScalingStudy {
         let counts = Array(Set(nodeCounts + [1])).sorted()
-        BLASThreading.set(threads: 1)   // the reference solutions too, for reproducible studies
         let dataset = try DataLoader.load(job.data, as: Scalar.self)
         var points: [ScalingPoint] = []
         for m in counts {

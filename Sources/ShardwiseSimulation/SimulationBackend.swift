@@ -32,10 +32,11 @@ public struct SimulationBackend: Backend {
     public func run(_ job: Job, options: RunOptions) async throws -> TrainingReport {
         try check(job)
         // Before the reference solution too: LAPACK on several threads rounds differently.
-        BLASThreading.set(threads: 1)
-        switch job.precision {
-        case .float64: return try await run(problem: PreparedProblem<Double>(job: job), options: options)
-        case .float32: return try await run(problem: PreparedProblem<Float>(job: job), options: options)
+        return try await BLASThreading.withOneThread {
+            switch job.precision {
+            case .float64: return try await run(problem: PreparedProblem<Double>(job: job), options: options)
+            case .float32: return try await run(problem: PreparedProblem<Float>(job: job), options: options)
+            }
         }
     }
 
@@ -67,10 +68,13 @@ public struct SimulationBackend: Backend {
         let job = problem.job
         try check(job)
         try validate(nodes: job.nodes)
-        // One BLAS thread, and left so: a multi-threaded gemv sums in a different order, and a
-        // concurrent run restoring the previous setting mid-simulation would break bit-identical
-        // reports.
-        BLASThreading.set(threads: 1)
+        // One BLAS thread for the whole run, held (see `BLASThreading.withOneThread`): a
+        // multi-threaded gemv sums in a different order, and would break bit-identical reports.
+        return try await BLASThreading.withOneThread { try await simulate(problem: problem, options: options) }
+    }
+
+    private func simulate<Scalar: BLASScalar>(problem: PreparedProblem<Scalar>, options: RunOptions) async throws -> TrainingReport {
+        let job = problem.job
 
         let strategy = job.strategy.kind.makeStrategy()
         let run = try await simulate(nodes: job.nodes, timeout: job.timeout) { comm in

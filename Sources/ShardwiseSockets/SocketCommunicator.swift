@@ -515,10 +515,40 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             return .complete
         case .failed(let reason):
             throw CommunicationError.badPayload("rank \(rank) from rank \(source) (\(receiveTag)): \(reason)")
+        case .waiting:
+            metrics.addWaiting(seconds: now - waitStart)
+            return .notStarted
         default:
             metrics.recordReceive(bytes: taken, waited: now - waitStart, seconds: 0, messages: 0)
             return .partial(bytes: taken)
         }
+    }
+
+    /// Sleeps in the event loop until `source`'s data link starts a frame with `tag` (see
+    /// `FrameDecoder.watchFrameStart`), a matching message is already here, the link ends, or
+    /// `timeout` (default: the receive timeout) passes — the receive that follows reports those.
+    public func waitForIncoming(from source: Int, tag: Tag, timeout: Double?) async throws {
+        try checkRank(source)
+        guard loop.inEventLoop, let decoder = engine.decoder(from: source) else { return }
+        if try mailbox.contains(from: .rank(source), tag: tag) || decoder.isReceiving(tag: tag.rawValue) { return }
+        engine.handOverAll()
+        let t0 = now
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumed = Box(false)
+            var timer: Scheduled<Void>?
+            let resume = {
+                guard !resumed.value else { return }
+                resumed.value = true
+                timer?.cancel()
+                c.resume()
+            }
+            timer = loop.scheduleTask(in: .nanoseconds(Int64(min(timeout ?? defaultTimeout, 1e9) * 1e9))) {
+                decoder.cancelFrameStartWatch()
+                resume()
+            }
+            decoder.watchFrameStart(tag: tag.rawValue, resume)
+        }
+        metrics.addWaiting(seconds: now - t0)
     }
 
     private func readyChannel(_ peer: Int) -> (any Channel)? {

@@ -32,11 +32,17 @@ public struct ThreadsBackend: Backend {
         let job = problem.job
         try check(job)
         let m = job.nodes
-        let previousThreads = BLASThreading.threads
         // Several nodes share the cores: one BLAS thread each. One node on a small problem: one
         // thread too, since handing a small gemv to OpenBLAS's pool costs more than it saves.
-        if m > 1 || problem.dataset.rows * problem.dataset.features < 1 << 20 { BLASThreading.set(threads: 1) }
-        defer { BLASThreading.set(threads: previousThreads) }
+        if m > 1 || problem.dataset.rows * problem.dataset.features < 1 << 20 {
+            return try await BLASThreading.withOneThread { try await train(problem: problem, options: options) }
+        }
+        return try await train(problem: problem, options: options)
+    }
+
+    private func train<Scalar: BLASScalar>(problem: PreparedProblem<Scalar>, options: RunOptions) async throws -> TrainingReport {
+        let job = problem.job
+        let m = job.nodes
 
         let strategy = job.strategy.kind.makeStrategy()
         var seconds = 0.0

@@ -67,6 +67,9 @@ public enum InPlaceTransfer: Sendable, Equatable {
     /// Sent; the first `bytes` bytes (whole entries) of the incoming vector landed in place, and
     /// the next matching message carries the rest.
     case partial(bytes: Int)
+    /// Sent; nothing of the incoming vector arrived while the backend waited for it. Call
+    /// `waitForIncoming`, then `sendReceiveInPlace` again, receiving only.
+    case notStarted
 }
 
 /// Errors of communication, the same on every backend.
@@ -177,6 +180,12 @@ public protocol Communicator: AnyObject, Sendable {
         from source: Int, receiveTag: Tag
     ) throws -> InPlaceTransfer
 
+    /// After `sendReceiveInPlace` answered `.notStarted`: returns once the vector `source` sends
+    /// under `tag` has begun to arrive — or once waiting is pointless (it arrived whole, the peer
+    /// is gone, `timeout` passed) — so that the next `sendReceiveInPlace` can take it in place.
+    /// The node sleeps meanwhile. The default returns at once.
+    func waitForIncoming(from source: Int, tag: Tag, timeout: Double?) async throws
+
     /// Takes a matching message if one has already arrived, without waiting; `nil` otherwise.
     /// (Asynchronous strategies mix in whatever their neighbours have sent so far.)
     func poll(from source: Source, tag: Tag) async throws -> Message?
@@ -207,6 +216,8 @@ extension Communicator {
         receivingInto incoming: UnsafeMutableBufferPointer<Scalar>, combine: InPlaceCombine,
         from source: Int, receiveTag: Tag
     ) throws -> InPlaceTransfer { .unsupported }
+
+    public func waitForIncoming(from source: Int, tag: Tag, timeout: Double?) async throws {}
 
     public func send(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws {
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in

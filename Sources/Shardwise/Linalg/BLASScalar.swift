@@ -1,4 +1,5 @@
 import COpenBLAS
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -68,6 +69,44 @@ public enum BLASThreading {
     }
     public static func set(threads: Int) {
         shardwise_blas_set_threads(Int32(max(1, threads)))
+    }
+
+    /// Runs `body` with OpenBLAS on one thread.
+    ///
+    /// The setting is process-wide, and runs may overlap (two backends in one program, tests in
+    /// parallel): holds nest, and the thread count returns to what it was only when the last
+    /// one ends. A run that saved and restored the setting itself would put BLAS back on several
+    /// threads under a run still going — whose gemv would then round differently.
+    public static func withOneThread<R>(_ body: () async throws -> R) async rethrows -> R {
+        holdOneThread()
+        defer { releaseOneThread() }
+        return try await body()
+    }
+
+    /// Synchronous `withOneThread`.
+    public static func withOneThread<R>(_ body: () throws -> R) rethrows -> R {
+        holdOneThread()
+        defer { releaseOneThread() }
+        return try body()
+    }
+
+    private static let holds = Mutex((count: 0, restore: 1))
+
+    private static func holdOneThread() {
+        holds.withLock { h in
+            if h.count == 0 {
+                h.restore = threads
+                set(threads: 1)
+            }
+            h.count += 1
+        }
+    }
+
+    private static func releaseOneThread() {
+        holds.withLock { h in
+            h.count -= 1
+            if h.count == 0 { set(threads: h.restore) }
+        }
     }
 }
 

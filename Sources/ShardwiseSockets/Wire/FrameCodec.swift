@@ -31,6 +31,27 @@ final class FrameDecoder: ChannelInboundHandler {
     /// Where the next data frame with the sink's tag goes instead of a fresh array (see `PayloadSink`).
     private(set) var sink: PayloadSink?
 
+    /// Told once when the next data frame with `tag` begins (its header is in), or when the
+    /// connection fails or ends: a node sleeping until its vector starts to arrive.
+    private var startWatch: (tag: UInt32, notify: () -> Void)?
+
+    func watchFrameStart(tag: UInt32, _ notify: @escaping () -> Void) { startWatch = (tag, notify) }
+    func cancelFrameStartWatch() { startWatch = nil }
+
+    private func notifyStart(_ header: FrameHeader?) {
+        guard let w = startWatch, header.map({ $0.type == .data && $0.tag == w.tag }) ?? true else { return }
+        startWatch = nil
+        w.notify()
+    }
+
+    /// Whether a data frame with `tag` has begun to arrive and is not complete yet.
+    func isReceiving(tag: UInt32) -> Bool {
+        switch state {
+        case .payload(let h, _, _, _), .sinking(let h, _, _), .trailer(let h, _, _): return h.type == .data && h.tag == tag
+        case .header, .failed: return false
+        }
+    }
+
     private var state = State.header
     private var headerBytes = [UInt8]()
     var maximumLength: Int
@@ -60,6 +81,7 @@ final class FrameDecoder: ChannelInboundHandler {
                     return
                 }
                 headerBytes.removeAll(keepingCapacity: true)
+                notifyStart(header)
                 if let sink, sink.state == .waiting, header.type == .data, header.tag == sink.tag {
                     if header.length == sink.destination.count {
                         sink.state = .filling
@@ -273,6 +295,7 @@ final class FrameDecoder: ChannelInboundHandler {
             break
         }
         state = .failed
+        notifyStart(nil)
         context.fireChannelInactive()
     }
 
@@ -281,6 +304,7 @@ final class FrameDecoder: ChannelInboundHandler {
 
     private func fail(context: ChannelHandlerContext, _ error: FrameError) {
         state = .failed
+        notifyStart(nil)
         logger.warning("refusing connection: \(error)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         context.fireErrorCaught(error)
         context.close(promise: nil)

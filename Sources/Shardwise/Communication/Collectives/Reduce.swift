@@ -13,21 +13,29 @@ extension Communicator {
             return
         }
         // 2. At the root: my own vector counts as the codec would have made it (so the result does
-        //    not depend on which rank is root); then add ranks 0, 1, …, m−1 in order.
-        var own = v
+        //    not depend on which rank is root); then the sum of ranks 0, 1, …, m−1 in that order,
+        //    ((v₀ + v₁) + v₂) + …, each incoming vector added as it is received (straight from the
+        //    network where the backend can).
         if !codec.spec.isLossless {
             let bytes = encode(v, codec: codec, stream: CodecStream(tag: .reduce, peer: root))
-            try decode(Message(source: rank, tag: .reduce, payload: bytes), codec: codec, into: &own)
+            try decode(Message(source: rank, tag: .reduce, payload: bytes), codec: codec, into: &v)
         }
-        //    Each incoming vector is added into the sum as it is received (straight from the
-        //    network where the backend can).
+        let all = 0..<v.count
+        if root == 0 {
+            // The sum builds up in v itself: no new vector (for a large one, its page faults cost
+            // more than the additions).
+            for r in 1..<size {
+                try await exchangeVector(&v, sending: nil, to: r, receiving: all, from: r, tag: .reduce, combine: .add, codec: codec)
+            }
+            return
+        }
         var sum = Scalar.zeros(v.count)
         for r in 0..<size {
             if r == root {
-                accumulate(own, into: &sum)
+                accumulate(v, into: &sum)
             } else {
-                try await exchangeVector(&sum, sending: nil, to: r, receiving: 0..<v.count, from: r, tag: .reduce,
-                                         combine: .add, codec: codec)
+                try await exchangeVector(&sum, sending: nil, to: r, receiving: all, from: r, tag: .reduce,
+                                         combine: r == 0 ? .replace : .add, codec: codec)
             }
         }
         v = sum

@@ -43,11 +43,21 @@ extension Communicator {
         precondition(sending.map { !$0.overlaps(receiving) } ?? true, "exchangeVector: the ranges overlap")
         var transfer = InPlaceTransfer.unsupported
         if codec.encodesAsMemory(Scalar.self), !receiving.isEmpty, source != rank, sending == nil || destination != rank {
-            transfer = try v.withUnsafeMutableBufferPointer { p in
-                try sendReceiveInPlace(
-                    sending: sending.map { UnsafeBufferPointer(rebasing: p[$0]) }, to: destination, sendTag: tag,
-                    receivingInto: UnsafeMutableBufferPointer(rebasing: p[receiving]), combine: combine,
-                    from: source, receiveTag: tag)
+            func inPlace(sending: Range<Int>?) throws -> InPlaceTransfer {
+                try v.withUnsafeMutableBufferPointer { p in
+                    try sendReceiveInPlace(
+                        sending: sending.map { UnsafeBufferPointer(rebasing: p[$0]) }, to: destination, sendTag: tag,
+                        receivingInto: UnsafeMutableBufferPointer(rebasing: p[receiving]), combine: combine,
+                        from: source, receiveTag: tag)
+                }
+            }
+            transfer = try inPlace(sending: sending)
+            if transfer == .notStarted {
+                // The peer is late: sleep until its vector begins to arrive, then take it in place.
+                // The send is done, so whatever happens now the rest is a receive.
+                try await waitForIncoming(from: source, tag: tag, timeout: nil)
+                transfer = try inPlace(sending: nil)
+                if transfer == .notStarted || transfer == .unsupported { transfer = .partial(bytes: 0) }
             }
         }
         var rest = receiving
@@ -56,7 +66,7 @@ extension Communicator {
             return
         case .partial(let bytes):
             rest = (receiving.lowerBound + bytes / MemoryLayout<Scalar>.stride)..<receiving.upperBound
-        case .unsupported:
+        case .unsupported, .notStarted:
             if let sending { try await sendVector(v, range: sending, to: destination, tag: tag, codec: codec) }
         }
         switch combine {
