@@ -268,7 +268,7 @@ let benchmarks: @Sendable () -> Void = {
     let mapReduceJob = job
     Benchmark(
         "MapReduce iteration, 2 threads, float64 200000x50",
-        configuration: .init(metrics: [SocketMetrics.perIteration], units: units, warmupIterations: 1, maxIterations: 3)
+        configuration: .init(metrics: [SocketMetrics.perIteration], units: units, warmupIterations: 1, maxDuration: .seconds(60), maxIterations: 5)
     ) { benchmark in
         BLASThreading.set(threads: 1)
         let r = try await ThreadsBackend().run(mapReduceJob)
@@ -276,7 +276,7 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark(
         "MapReduce iteration, 2 processes (sockets), float64 200000x50",
-        configuration: .init(metrics: [SocketMetrics.perIteration], units: units, warmupIterations: 1, maxIterations: 3)
+        configuration: .init(metrics: [SocketMetrics.perIteration], units: units, warmupIterations: 1, maxDuration: .seconds(60), maxIterations: 5)
     ) { benchmark in
         BLASThreading.set(threads: 1)
         let path = portFile(), jobPath = portFile() + ".json"
