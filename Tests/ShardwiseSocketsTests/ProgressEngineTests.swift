@@ -108,6 +108,47 @@ struct ProgressEngineTests {
         await a.close()
     }
 
+    @Test("a vector that starts long after its receive was posted: the node sleeps, then takes it in place",
+          arguments: [InPlaceCombine.add, .replace])
+    func lateVectorLandsInPlace(_ combine: InPlaceCombine) async throws {
+        let (a, b) = try await Self.world(spin: 200e-6)
+        let n = 1_000_003
+        let x = (0..<n).map { Double($0 % 1000) * 0.5 + 1 }, y = (0..<n).map { 3 - Double($0 % 777) * 0.25 }
+        let codec = CodecSpec.float64.makeCodec()
+        let tag = Tag(42)
+        async let sent: Void = withTaskExecutorPreference(b.executor) {
+            try await b.send([1], to: 0, tag: Tag(41))   // opens the link 1 → 0 before the receive is posted
+            try await Task.sleep(nanoseconds: 30_000_000)   // far beyond the 200 µs spin
+            try await b.sendVector(y, to: 0, tag: tag, codec: codec)
+        }
+        let (first, second, result): (InPlaceTransfer, InPlaceTransfer, [Double]) = try await withTaskExecutorPreference(a.executor) {
+            _ = try await a.receive(from: .rank(1), tag: Tag(41), timeout: 20)
+            var v = x
+            let first = try v.withUnsafeMutableBufferPointer {
+                try a.sendReceiveInPlace(sending: nil, to: 1, sendTag: tag, receivingInto: $0, combine: combine, from: 1, receiveTag: tag)
+            }
+            try await a.waitForIncoming(from: 1, tag: tag, timeout: 20)
+            let second = try v.withUnsafeMutableBufferPointer {
+                try a.sendReceiveInPlace(sending: nil, to: 1, sendTag: tag, receivingInto: $0, combine: combine, from: 1, receiveTag: tag)
+            }
+            if case .partial(let bytes) = second {   // a stall of over 10 ms inside the frame: the rest is a message
+                let rest = (bytes / 8)..<n
+                if combine == .add {
+                    try await a.receiveVectorAdding(from: .rank(1), tag: tag, codec: codec, into: &v, range: rest)
+                } else {
+                    try await a.receiveVector(from: .rank(1), tag: tag, codec: codec, into: &v, range: rest)
+                }
+            }
+            return (first, second, v)
+        }
+        try await sent
+        #expect(first == .notStarted)
+        #expect(second != .notStarted && second != .unsupported && second != .partial(bytes: 0))
+        #expect(result == (combine == .add ? zip(x, y).map { $0 + $1 } : y))
+        await b.close()
+        await a.close()
+    }
+
     @Test("a socket's descriptor is found by its two addresses")
     func descriptorLookup() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

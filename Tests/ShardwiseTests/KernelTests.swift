@@ -1,4 +1,5 @@
-import Shardwise
+@testable import Shardwise
+import Synchronization
 import Testing
 import _TestSupport
 
@@ -101,5 +102,27 @@ struct KernelTests {
             for j in 0..<9 { expected[j] += x[i, j] * z }
         }
         #expect(relativeError(out, expected) < 1e-13)
+    }
+}
+
+/// `BLASThreading.withOneThread`'s holds, on a stand-in for OpenBLAS's setting (the real one is
+/// process-wide, and other tests run at the same time): overlapping holds keep the count at 1
+/// until the last ends, then restore the count from before the first.
+@Suite("BLAS threading")
+struct BLASThreadingTests {
+    @Test func overlappingHoldsRestoreOnlyAtTheEnd() {
+        let count = Mutex(4)
+        let holds = ThreadCountHolds(get: { count.withLock { $0 } }, set: { n in count.withLock { $0 = n } })
+        holds.hold()
+        #expect(count.withLock { $0 } == 1)
+        holds.hold()            // a second run begins…
+        holds.release()         // …and ends while the first is still going
+        #expect(count.withLock { $0 } == 1)
+        holds.release()
+        #expect(count.withLock { $0 } == 4)
+        holds.hold()            // a new first hold saves the count again
+        count.withLock { $0 = 1 }
+        holds.release()
+        #expect(count.withLock { $0 } == 4)
     }
 }

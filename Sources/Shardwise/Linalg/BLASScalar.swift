@@ -78,34 +78,48 @@ public enum BLASThreading {
     /// one ends. A run that saved and restored the setting itself would put BLAS back on several
     /// threads under a run still going — whose gemv would then round differently.
     public static func withOneThread<R>(_ body: () async throws -> R) async rethrows -> R {
-        holdOneThread()
-        defer { releaseOneThread() }
+        holds.hold()
+        defer { holds.release() }
         return try await body()
     }
 
     /// Synchronous `withOneThread`.
     public static func withOneThread<R>(_ body: () throws -> R) rethrows -> R {
-        holdOneThread()
-        defer { releaseOneThread() }
+        holds.hold()
+        defer { holds.release() }
         return try body()
     }
 
-    private static let holds = Mutex((count: 0, restore: 1))
+    static let holds = ThreadCountHolds(get: { threads }, set: { set(threads: $0) })
+}
 
-    private static func holdOneThread() {
-        holds.withLock { h in
+/// Nested holds on a process-wide thread count (see `BLASThreading.withOneThread`): the first
+/// hold saves the count and sets 1, the last release restores it.
+final class ThreadCountHolds: Sendable {
+    private let state = Mutex((count: 0, restore: 1))
+    private let get: @Sendable () -> Int
+    private let set: @Sendable (Int) -> Void
+
+    init(get: @escaping @Sendable () -> Int, set: @escaping @Sendable (Int) -> Void) {
+        self.get = get
+        self.set = set
+    }
+
+    func hold() {
+        state.withLock { h in
             if h.count == 0 {
-                h.restore = threads
-                set(threads: 1)
+                h.restore = get()
+                set(1)
             }
             h.count += 1
         }
     }
 
-    private static func releaseOneThread() {
-        holds.withLock { h in
+    func release() {
+        state.withLock { h in
+            precondition(h.count > 0, "release without a hold")
             h.count -= 1
-            if h.count == 0 { set(threads: h.restore) }
+            if h.count == 0 { set(h.restore) }
         }
     }
 }
