@@ -29,8 +29,10 @@ import Darwin
 /// One writer and one reader per link at a time: the engine and NIO share the thread, and a link
 /// whose writes are pending in NIO takes new writes through NIO too (in order) until they are
 /// done; while any are pending the receive does not spin (the loop must finish them).
-/// Each turn without progress yields the CPU (`sched_yield`), so nodes that outnumber the cores
-/// still run. Everything here is confined to the event loop.
+/// Each turn without progress past 20 µs yields the CPU (`sched_yield`), and a receive still
+/// waiting for its message to begin after 100 µs sleeps in poll(2) on its links for the rest of
+/// the budget, so nodes that outnumber the cores still run. Everything here is confined to the
+/// event loop.
 final class ProgressEngine: @unchecked Sendable {
     private struct Link {
         let fd: Int32
@@ -350,9 +352,30 @@ final class ProgressEngine: @unchecked Sendable {
                 }
                 // Hand the CPU to whoever else wants it, but not in the first microseconds (a
                 // message in flight on loopback arrives within them).
-                if idle > 20e-6 { sched_yield() }
+                // Then, waiting for a message to begin, sleep in poll(2) on these links for the rest
+                // of the budget: a spinner that only yields can starve the kernel's softirq thread
+                // on its core, and then every packet waits for it (seen here as a lasting slow
+                // mode, ~200 µs a message). Inside a frame, keep yielding.
+                if idle > Self.busyPolling, queued.isEmpty, !readers.contains(where: { $0.decoder?.isInsideFrame == true }) {
+                    sleepOn(readers, seconds: budget - idle)
+                } else if idle > 20e-6 {
+                    sched_yield()
+                }
             }
         }
+    }
+
+    /// Seconds a receive busy-polls (yielding) before it sleeps in poll(2) on its links.
+    static let busyPolling = 100e-6
+
+    /// Sleeps until one of `links` is readable (or hung up), for about `seconds` at most (poll's
+    /// whole milliseconds, rounded up).
+    private func sleepOn(_ links: [Link], seconds: Double) {
+        guard seconds > 0 else { return }
+        fds.removeAll(keepingCapacity: true)
+        for link in links { fds.append(pollfd(fd: link.fd, events: Int16(POLLIN), revents: 0)) }
+        let ms = Int32(min((seconds * 1000).rounded(.up), 1000))
+        _ = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress!, nfds_t($0.count), ms) }
     }
 
     private enum ReadResult { case bytes, nothing, stop }

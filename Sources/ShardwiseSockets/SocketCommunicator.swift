@@ -25,12 +25,13 @@ public struct SocketConfiguration: Sendable {
     public var maximumFrameBytes: Int = FrameHeader.defaultMaximum
     /// Rank 0 writes the port it actually bound here (so a launcher can use port 0).
     public var portFile: String?
-    /// How long a receive busy-polls its sockets before it sleeps in the event loop (0 = never).
-    /// Waking a sleeping thread costs tens of microseconds (on a virtual machine, about 100 µs a
-    /// message), more than a small message takes to cross loopback; a short spin makes latency
-    /// the network's. The spin yields the CPU on every turn, so oversubscribed nodes still run.
+    /// How long a receive waits on its own sockets before it sleeps in the event loop (0 =
+    /// never): it busy-polls them for the first 100 µs, yielding the CPU, then sleeps in poll(2)
+    /// on them. Handing the wait to the event loop costs more (on a virtual machine about 100 µs a
+    /// message, more than a small message takes to cross loopback), so the wait stays on the
+    /// links it is for while a late peer is likely.
     public var spinSeconds: Double = SocketConfiguration.defaultSpinSeconds
-    public static let defaultSpinSeconds = 200e-6
+    public static let defaultSpinSeconds = 1e-3
     public var logger: Logger
 
     public init(rank: Int, size: Int, coordinatorHost: String = "127.0.0.1", coordinatorPort: Int,
@@ -454,7 +455,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         guard destination != rank, loop.inEventLoop, let channel = readyChannel(destination) else { return false }
         let t0 = now
         guard engine.sendInPlace(bytes, tag: tag.rawValue, to: destination, channel: channel, allocator: allocator) else { return false }
-        metrics.recordSend(bytes: bytes.count + FrameHeader.size, to: destination, seconds: now - t0)
+        metrics.recordSend(bytes: bytes.count + FrameHeader.size + FrameHeader.trailerSize, to: destination, seconds: now - t0)
         return true
     }
 
@@ -483,12 +484,14 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         func send() {
             guard let outgoing, let link else { return }
             let bytes = UnsafeRawBufferPointer(outgoing)
+            var wire = bytes.count + FrameHeader.size + FrameHeader.trailerSize
             if !engine.sendInPlace(bytes, tag: sendTag.rawValue, to: destination, channel: link, allocator: allocator) {
                 sendFrame(FrameWriter.buffer(.data, tag: sendTag.rawValue, count: bytes.count, allocator: allocator) {
                     $0.copyMemory(from: bytes)
                 }, to: destination)
+                wire -= FrameHeader.trailerSize   // a copy has its checksum in the header
             }
-            metrics.recordSend(bytes: bytes.count + FrameHeader.size, to: destination, seconds: now - t0)
+            metrics.recordSend(bytes: wire, to: destination, seconds: now - t0)
         }
         // A matching message that is already here is received first (one sender's messages with
         // one tag are received in the order sent): no sink.
@@ -497,7 +500,10 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             return .partial(bytes: 0)
         }
         let add: ((UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void)? = combine == .replace ? nil : { x, y, n in
-            Scalar.axpy(count: n, alpha: 1, x: x.assumingMemoryBound(to: Scalar.self), y: y.assumingMemoryBound(to: Scalar.self))
+            // x: the staging bytes, viewed as entries for the call; y: the vector's own memory.
+            x.withMemoryRebound(to: Scalar.self, capacity: n) { x in
+                Scalar.axpy(count: n, alpha: 1, x: x, y: y.assumingMemoryBound(to: Scalar.self))
+            }
         }
         let sink = PayloadSink(tag: receiveTag.rawValue, destination: UnsafeMutableRawBufferPointer(incoming),
                                stride: MemoryLayout<Scalar>.stride, add: add, staging: engine.staging)
@@ -511,7 +517,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         let taken = decoder.detachSink()
         switch sink.state {
         case .complete:
-            metrics.recordReceive(bytes: incoming.count * MemoryLayout<Scalar>.stride + FrameHeader.size, waited: now - waitStart, seconds: 0)
+            metrics.recordReceive(bytes: sink.frameBytes, waited: now - waitStart, seconds: 0)
             return .complete
         case .failed(let reason):
             throw CommunicationError.badPayload("rank \(rank) from rank \(source) (\(receiveTag)): \(reason)")
@@ -525,30 +531,36 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     }
 
     /// Sleeps in the event loop until `source`'s data link starts a frame with `tag` (see
-    /// `FrameDecoder.watchFrameStart`), a matching message is already here, the link ends, or
-    /// `timeout` (default: the receive timeout) passes — the receive that follows reports those.
+    /// `FrameDecoder.watchFrameStart`), a matching message is already here, the link ends, a peer
+    /// is lost or the run cancelled (the receive that follows reports those), or `timeout`
+    /// (default: the receive timeout) passes, which throws `.timeout`.
     public func waitForIncoming(from source: Int, tag: Tag, timeout: Double?) async throws {
         try checkRank(source)
         guard loop.inEventLoop, let decoder = engine.decoder(from: source) else { return }
-        if try mailbox.contains(from: .rank(source), tag: tag) || decoder.isReceiving(tag: tag.rawValue) { return }
-        engine.handOverAll()
+        if try mailbox.contains(from: .rank(source), tag: tag) || decoder.isReceiving(tag: tag.rawValue)
+            || mailbox.inTrouble(from: source) { return }
+        engine.handOverAll()   // what is still to be written must not wait for us
         let t0 = now
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        let seconds = timeout ?? defaultTimeout
+        let timedOut: Bool = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
             let resumed = Box(false)
             var timer: Scheduled<Void>?
-            let resume = {
+            // Everything below runs on this node's event loop.
+            let resume: (Bool) -> Void = { expired in
                 guard !resumed.value else { return }
                 resumed.value = true
                 timer?.cancel()
-                c.resume()
-            }
-            timer = loop.scheduleTask(in: .nanoseconds(Int64(min(timeout ?? defaultTimeout, 1e9) * 1e9))) {
                 decoder.cancelFrameStartWatch()
-                resume()
+                self.mailbox.onTrouble(nil)
+                c.resume(returning: expired)
             }
-            decoder.watchFrameStart(tag: tag.rawValue, resume)
+            let onLoop = NIOLoopBound(resume, eventLoop: loop)
+            timer = loop.scheduleTask(in: .nanoseconds(Int64(min(seconds, 1e9) * 1e9))) { onLoop.value(true) }
+            decoder.watchFrameStart(tag: tag.rawValue) { onLoop.value(false) }
+            mailbox.onTrouble { [loop] in loop.execute { onLoop.value(false) } }
         }
         metrics.addWaiting(seconds: now - t0)
+        if timedOut { throw mailbox.timeoutError(from: source, tag: tag, seconds: seconds) }
     }
 
     private func readyChannel(_ peer: Int) -> (any Channel)? {

@@ -25,6 +25,8 @@ final class SocketMailbox: Sendable {
         var lost: [Int: String] = [:]
         var lossReportedToAny: Set<Int> = []
         var cancelled: String?
+        /// Told when a peer is lost or the run is cancelled (a node asleep in `waitForIncoming`).
+        var onTrouble: (@Sendable () -> Void)?
     }
 
     let rank: Int
@@ -80,6 +82,20 @@ final class SocketMailbox: Sendable {
         return try r?.get()
     }
 
+    /// Sets (or clears) what to call when a peer is lost or the run is cancelled.
+    func onTrouble(_ notify: (@Sendable () -> Void)?) { state.withLock { $0.onTrouble = notify } }
+
+    /// Whether the run was cancelled or `source` is lost: a receive from it is then answered
+    /// at once (with its last messages, then the error), so there is nothing to sleep for.
+    func inTrouble(from source: Int) -> Bool {
+        state.withLock { $0.cancelled != nil || $0.lost[source] != nil }
+    }
+
+    /// A timeout error for a wait on `source` under `tag`, with the run's context.
+    func timeoutError(from source: Int, tag: Tag, seconds: Double) -> CommunicationError {
+        .timeout(rank: rank, waitingFor: "rank \(source) (\(context()))", tag: tag, seconds: seconds)
+    }
+
     /// Whether a matching message is queued; throws when the run was cancelled.
     func contains(from source: Source, tag: Tag) throws -> Bool {
         let r: Result<Bool, any Error> = state.withLock { s in
@@ -123,9 +139,12 @@ final class SocketMailbox: Sendable {
 
     /// Records that `peer` is gone; fails the pending receive if it was waiting for that peer.
     func markLost(_ peer: Int, reason: String) {
+        var trouble: (@Sendable () -> Void)?
+        defer { trouble?() }
         let failed: (Waiter, any Error)? = state.withLock { s in
             guard s.lost[peer] == nil else { return nil }
             s.lost[peer] = reason
+            trouble = s.onTrouble
             guard let w = s.waiter, w.source == .rank(peer) || w.source == .any else { return nil }
             if w.source == .any { s.lossReportedToAny.insert(peer) }
             s.waiter = nil
@@ -142,7 +161,10 @@ final class SocketMailbox: Sendable {
 
     /// Fails every pending and future receive.
     func cancel(reason: String) {
+        var trouble: (@Sendable () -> Void)?
+        defer { trouble?() }
         let w: Waiter? = state.withLock { s in
+            trouble = s.onTrouble
             if s.cancelled == nil { s.cancelled = reason }
             let w = s.waiter
             s.waiter = nil

@@ -90,7 +90,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "OpenBLAS threads (1 when several nodes share a machine; default: OpenBLAS's choice).")
     var blasThreads: Int?
 
-    @Option(help: ArgumentHelp("Microseconds a receive busy-polls before it sleeps (0 = never; sockets).", valueName: "µs"))
+    @Option(help: ArgumentHelp("Microseconds a receive waits on its own links (busy-polling the first 100) before it sleeps in the event loop (0 = never; sockets).", valueName: "µs"))
     var spinUs: Double = SocketConfiguration.defaultSpinSeconds * 1e6
 
     @Flag(help: "Rank 0: print progress lines on stdout (for `launch`).")

@@ -113,7 +113,8 @@ struct ProgressEngineTests {
     func lateVectorLandsInPlace(_ combine: InPlaceCombine) async throws {
         let (a, b) = try await Self.world(spin: 200e-6)
         let n = 1_000_003
-        let x = (0..<n).map { Double($0 % 1000) * 0.5 + 1 }, y = (0..<n).map { 3 - Double($0 % 777) * 0.25 }
+        // Full mantissas: a misplaced byte anywhere inside an entry shows.
+        let x = (0..<n).map { sin(Double($0)) * 1e3 + 1 }, y = (0..<n).map { cos(Double($0)) * 1e3 - 2 }
         let codec = CodecSpec.float64.makeCodec()
         let tag = Tag(42)
         async let sent: Void = withTaskExecutorPreference(b.executor) {
@@ -145,6 +146,39 @@ struct ProgressEngineTests {
         #expect(first == .notStarted)
         #expect(second != .notStarted && second != .unsupported && second != .partial(bytes: 0))
         #expect(result == (combine == .add ? zip(x, y).map { $0 + $1 } : y))
+        await b.close()
+        await a.close()
+    }
+
+    @Test("an exchange with a late peer sends once, sleeps, and takes the late vector in place")
+    func exchangeWithLatePeer() async throws {
+        let (a, b) = try await Self.world(spin: 200e-6)
+        let n = 400_001
+        let x = (0..<n).map { sin(Double($0)) * 1e3 + 1 }, y = (0..<n).map { cos(Double($0)) * 1e3 - 2 }
+        let codec = CodecSpec.float64.makeCodec()
+        let half = n / 2
+        // Each sends its first half to the other and adds the other's first half into its own.
+        async let theirs: [Double] = withTaskExecutorPreference(b.executor) {
+            try await b.send([1], to: 0, tag: Tag(41))   // opens the link 1 → 0 first
+            _ = try await b.receive(from: .rank(0), tag: Tag(40), timeout: 20)
+            try await Task.sleep(nanoseconds: 30_000_000)   // late: rank 0 is asleep by now
+            var v = y
+            try await b.exchangeVector(&v, sending: 0..<half, to: 0, receiving: half..<n, from: 0, tag: Tag(43), combine: .add, codec: codec)
+            return v
+        }
+        let (mine, sentBefore, sentAfter): ([Double], Int, Int) = try await withTaskExecutorPreference(a.executor) {
+            try await a.send([1], to: 1, tag: Tag(40))
+            _ = try await a.receive(from: .rank(1), tag: Tag(41), timeout: 20)
+            let before = a.metrics.snapshot.messagesSent
+            var v = x
+            try await a.exchangeVector(&v, sending: half..<n, to: 1, receiving: 0..<half, from: 1, tag: Tag(43), combine: .add, codec: codec)
+            return (v, before, a.metrics.snapshot.messagesSent)
+        }
+        let other = try await theirs
+        #expect(sentAfter - sentBefore == 1, "the vector is sent once, before the wait")
+        #expect(Array(mine[..<half]) == zip(x[..<half], y[..<half]).map { $0 + $1 })
+        #expect(Array(mine[half...]) == Array(x[half...]))
+        #expect(Array(other[half...]) == zip(x[half...], y[half...]).map { $0 + $1 })
         await b.close()
         await a.close()
     }

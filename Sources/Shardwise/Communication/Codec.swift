@@ -238,6 +238,7 @@ enum ScalarCoding {
             throw CommunicationError.badPayload(
                 "\(Wire.precisionName) payload of \(bytes.count) bytes cannot hold \(out.count) entries")
         }
+        guard !bytes.isEmpty else { return }
         bytes.withUnsafeBytes { raw in
             if Scalar.self == Wire.self {
                 UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress!, byteCount: bytes.count)

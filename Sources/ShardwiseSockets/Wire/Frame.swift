@@ -142,6 +142,9 @@ public struct FrameHeader: Sendable, Equatable {
         self.trailingChecksum = trailingChecksum
     }
 
+    /// Bytes of the whole frame on the wire: header, payload and trailing checksum.
+    public var wireSize: Int { Self.size + length + (trailingChecksum ? Self.trailerSize : 0) }
+
     /// Writes the 24 header bytes at `out`.
     public func write(to out: UnsafeMutableRawBufferPointer) {
         precondition(out.count >= Self.size)

@@ -85,6 +85,7 @@ final class FrameDecoder: ChannelInboundHandler {
                 if let sink, sink.state == .waiting, header.type == .data, header.tag == sink.tag {
                     if header.length == sink.destination.count {
                         sink.state = .filling
+                        sink.frameBytes = header.wireSize
                         state = .sinking(header, filled: 0, FrameChecksum.State())
                         continue
                     }
@@ -175,6 +176,7 @@ final class FrameDecoder: ChannelInboundHandler {
               header.type == .data, header.tag == sink.tag else { return }
         guard header.length == sink.destination.count, !isRest else { sink.state = .declined; return }
         sink.state = .filling
+        sink.frameBytes = header.wireSize
         // The bytes already in were checksummed on their way into the array.
         payload.withUnsafeBytes { sink.move(UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
         state = .sinking(header, filled: filled, sum)

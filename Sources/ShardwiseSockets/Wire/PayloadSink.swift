@@ -28,6 +28,8 @@ final class PayloadSink {
 
     let tag: UInt32
     let destination: UnsafeMutableRawBufferPointer
+    /// Bytes of the frame on the wire (header, payload, trailer), once it has begun.
+    var frameBytes = 0
     /// Adds `count` entries at the first pointer (aligned) to those at the second; nil = replace.
     private let add: ((UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void)?
     /// Bytes per entry.
@@ -83,9 +85,10 @@ final class PayloadSink {
     /// Adds the whole entries among the first `count` staged bytes; keeps the rest staged.
     private func apply(_ count: Int, _ add: (UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void) {
         let whole = count / stride * stride
-        if whole > 0 { add(UnsafeRawPointer(staging.baseAddress!), destination.baseAddress! + consumed, whole / stride) }
-        consumed += whole
         carry = count - whole
+        guard whole > 0 else { return }   // part of one entry: it stays where it is
+        add(UnsafeRawPointer(staging.baseAddress!), destination.baseAddress! + consumed, whole / stride)
+        consumed += whole
         if carry > 0 { staging.baseAddress!.copyMemory(from: staging.baseAddress! + whole, byteCount: carry) }
     }
 

@@ -21,6 +21,21 @@ extension Communicator {
             try decode(Message(source: rank, tag: .reduce, payload: bytes), codec: codec, into: &v)
         }
         let all = 0..<v.count
+        if !codec.encodesAsMemory(Scalar.self) {
+            // A codec that must decode: into one reused buffer, then added (rank order as above).
+            var incoming = Scalar.zeros(v.count)
+            var sum = Scalar.zeros(v.count)
+            for r in 0..<size {
+                if r == root {
+                    accumulate(v, into: &sum)
+                } else {
+                    try await receiveVector(from: .rank(r), tag: .reduce, codec: codec, into: &incoming)
+                    if r == 0 { sum = incoming } else { accumulate(incoming, into: &sum) }
+                }
+            }
+            v = sum
+            return
+        }
         if root == 0 {
             // The sum builds up in v itself: no new vector (for a large one, its page faults cost
             // more than the additions).
