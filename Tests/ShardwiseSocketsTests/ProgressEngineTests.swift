@@ -117,9 +117,11 @@ struct ProgressEngineTests {
         let x = (0..<n).map { sin(Double($0)) * 1e3 + 1 }, y = (0..<n).map { cos(Double($0)) * 1e3 - 2 }
         let codec = CodecSpec.float64.makeCodec()
         let tag = Tag(42)
+        // Rank 1 sends its vector only when rank 0 says its first attempt found nothing: the
+        // order of events does not depend on the machine's speed.
         async let sent: Void = withTaskExecutorPreference(b.executor) {
             try await b.send([1], to: 0, tag: Tag(41))   // opens the link 1 → 0 before the receive is posted
-            try await Task.sleep(nanoseconds: 30_000_000)   // far beyond the 200 µs spin
+            _ = try await b.receive(from: .rank(0), tag: Tag(44), timeout: 20)
             try await b.sendVector(y, to: 0, tag: tag, codec: codec)
         }
         let (first, second, result): (InPlaceTransfer, InPlaceTransfer, [Double]) = try await withTaskExecutorPreference(a.executor) {
@@ -128,6 +130,7 @@ struct ProgressEngineTests {
             let first = try v.withUnsafeMutableBufferPointer {
                 try a.sendReceiveInPlace(sending: nil, to: 1, sendTag: tag, receivingInto: $0, combine: combine, from: 1, receiveTag: tag)
             }
+            try await a.send([2], to: 1, tag: Tag(44))   // go
             try await a.waitForIncoming(from: 1, tag: tag, timeout: 20)
             let second = try v.withUnsafeMutableBufferPointer {
                 try a.sendReceiveInPlace(sending: nil, to: 1, sendTag: tag, receivingInto: $0, combine: combine, from: 1, receiveTag: tag)
@@ -144,7 +147,9 @@ struct ProgressEngineTests {
         }
         try await sent
         #expect(first == .notStarted)
-        #expect(second != .notStarted && second != .unsupported && second != .partial(bytes: 0))
+        // The frame had begun when the wait returned: some of it (on a loaded machine, NIO may
+        // have read it all into a message first) or all of it lands in place.
+        #expect(second != .notStarted && second != .unsupported)
         #expect(result == (combine == .add ? zip(x, y).map { $0 + $1 } : y))
         await b.close()
         await a.close()
