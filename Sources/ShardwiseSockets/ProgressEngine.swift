@@ -346,7 +346,8 @@ final class ProgressEngine: @unchecked Sendable {
                 idleSince = MonotonicClock.now()
             } else {
                 let idle = MonotonicClock.now() - idleSince
-                if idle > budget, idle > midFrameBudget || !readers.contains(where: { $0.decoder?.isInsideFrame == true }) {
+                let insideFrame = readers.contains { $0.decoder?.isInsideFrame == true }
+                if idle > budget, idle > midFrameBudget || !insideFrame {
                     handOverAll()
                     return nil
                 }
@@ -356,7 +357,7 @@ final class ProgressEngine: @unchecked Sendable {
                 // of the budget: a spinner that only yields can starve the kernel's softirq thread
                 // on its core, and then every packet waits for it (seen here as a lasting slow
                 // mode, ~200 µs a message). Inside a frame, keep yielding.
-                if idle > Self.busyPolling, queued.isEmpty, !readers.contains(where: { $0.decoder?.isInsideFrame == true }) {
+                if idle > Self.busyPolling, queued.isEmpty, !insideFrame {
                     sleepOn(readers, seconds: budget - idle)
                 } else if idle > 20e-6 {
                     sched_yield()

@@ -443,6 +443,11 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             let bytes = [UInt8](unsafeUninitializedCapacity: count) { b, n in fill(UnsafeMutableRawBufferPointer(b)); n = count }
             return try await send(bytes, to: destination, tag: tag)
         }
+        sendCopy(count: count, to: destination, tag: tag, fill: fill)
+    }
+
+    /// A data frame built in a NIO buffer (`fill` writes the payload), sent and counted.
+    private func sendCopy(count: Int, to destination: Int, tag: Tag, fill: (UnsafeMutableRawBufferPointer) -> Void) {
         let t0 = now
         sendFrame(FrameWriter.buffer(.data, tag: tag.rawValue, count: count, allocator: allocator, fill: fill), to: destination)
         metrics.recordSend(bytes: count + FrameHeader.size, to: destination, seconds: now - t0)
@@ -472,31 +477,23 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         guard loop.inEventLoop, source != rank, incoming.count > 0, let decoder = engine.decoder(from: source) else {
             return .unsupported
         }
-        var link: (any Channel)?
         if outgoing != nil {
             try checkRank(destination)
             guard destination != rank, let channel = readyChannel(destination), engine.ownsWrites(to: destination, channel: channel) else {
                 return .unsupported
             }
-            link = channel
         }
-        let t0 = now
-        func send() {
-            guard let outgoing, let link else { return }
+        func send() throws {
+            guard let outgoing else { return }
             let bytes = UnsafeRawBufferPointer(outgoing)
-            var wire = bytes.count + FrameHeader.size + FrameHeader.trailerSize
-            if !engine.sendInPlace(bytes, tag: sendTag.rawValue, to: destination, channel: link, allocator: allocator) {
-                sendFrame(FrameWriter.buffer(.data, tag: sendTag.rawValue, count: bytes.count, allocator: allocator) {
-                    $0.copyMemory(from: bytes)
-                }, to: destination)
-                wire -= FrameHeader.trailerSize   // a copy has its checksum in the header
+            if try !sendInPlace(bytes, to: destination, tag: sendTag) {
+                sendCopy(count: bytes.count, to: destination, tag: sendTag) { $0.copyMemory(from: bytes) }
             }
-            metrics.recordSend(bytes: wire, to: destination, seconds: now - t0)
         }
         // A matching message that is already here is received first (one sender's messages with
         // one tag are received in the order sent): no sink.
         if try mailbox.contains(from: .rank(source), tag: receiveTag) {
-            send()
+            try send()
             return .partial(bytes: 0)
         }
         let add: ((UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void)? = combine == .replace ? nil : { x, y, n in
@@ -508,7 +505,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         let sink = PayloadSink(tag: receiveTag.rawValue, destination: UnsafeMutableRawBufferPointer(incoming),
                                stride: MemoryLayout<Scalar>.stride, add: add, staging: engine.staging)
         decoder.attach(sink)
-        send()
+        do { try send() } catch { decoder.detachSink(); throw error }
         let waitStart = now
         func arriving() -> Bool { sink.state == .waiting || sink.state == .filling }
         if arriving() {

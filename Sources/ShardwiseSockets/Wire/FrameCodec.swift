@@ -279,9 +279,9 @@ final class FrameDecoder: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
         case .sinking(let header, let filled, _):
-            sink?.state = .failed("\(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))")
-            logger.warning("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
-                           metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            let error = FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length)
+            sink?.state = .failed("\(error)")
+            logger.warning("closing connection: \(error)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         case .payload(let header, _, let filled, _):
             logger.warning("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
                            metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])

@@ -11,18 +11,16 @@ extension Communicator {
         try checkRank(root)
         guard size > 1 else { return }
         if rank == root {
-            // 1. Encode once; 2. send the same bytes to every other rank; 3. adopt the decoded value.
-            //    (A vector whose encoding is its own memory goes to the wire as it is, where it can.)
-            var bytes: [UInt8]?
-            for r in 0..<size where r != root {
-                if bytes == nil, codec.encodesAsMemory(Scalar.self),
-                   try v.withUnsafeBytes({ try sendInPlace($0, to: r, tag: .broadcast) }) {
-                    continue
-                }
-                if bytes == nil { bytes = encode(v, codec: codec, stream: CodecStream(tag: .broadcast, peer: -1)) }
-                try await send(bytes!, to: r, tag: .broadcast)
+            // A vector whose encoding is its own memory (lossless) goes from that memory to every
+            // rank (`sendVector`: in place where the backend can).
+            if codec.encodesAsMemory(Scalar.self) {
+                for r in 0..<size where r != root { try await sendVector(v, to: r, tag: .broadcast, codec: codec) }
+                return
             }
-            if !codec.spec.isLossless, let bytes {
+            // 1. Encode once; 2. send the same bytes to every other rank; 3. adopt the decoded value.
+            let bytes = encode(v, codec: codec, stream: CodecStream(tag: .broadcast, peer: -1))
+            for r in 0..<size where r != root { try await send(bytes, to: r, tag: .broadcast) }
+            if !codec.spec.isLossless {
                 try decode(Message(source: rank, tag: .broadcast, payload: bytes), codec: codec, into: &v)
             }
         } else {

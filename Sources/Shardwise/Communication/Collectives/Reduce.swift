@@ -20,39 +20,21 @@ extension Communicator {
             let bytes = encode(v, codec: codec, stream: CodecStream(tag: .reduce, peer: root))
             try decode(Message(source: rank, tag: .reduce, payload: bytes), codec: codec, into: &v)
         }
+        // The sum builds up in v itself (for a large vector a new one's page faults cost more
+        // than the additions): it starts as rank 0's vector, then ranks 1, 2, … are added.
         let all = 0..<v.count
-        if !codec.encodesAsMemory(Scalar.self) {
-            // A codec that must decode: into one reused buffer, then added (rank order as above).
-            var incoming = Scalar.zeros(v.count)
-            var sum = Scalar.zeros(v.count)
-            for r in 0..<size {
-                if r == root {
-                    accumulate(v, into: &sum)
-                } else {
-                    try await receiveVector(from: .rank(r), tag: .reduce, codec: codec, into: &incoming)
-                    if r == 0 { sum = incoming } else { accumulate(incoming, into: &sum) }
-                }
-            }
-            v = sum
-            return
+        var own: [Scalar] = []
+        if root != 0 {
+            own = v
+            v = Scalar.zeros(v.count)
+            try await exchangeVector(&v, sending: nil, to: 0, receiving: all, from: 0, tag: .reduce, combine: .replace, codec: codec)
         }
-        if root == 0 {
-            // The sum builds up in v itself: no new vector (for a large one, its page faults cost
-            // more than the additions).
-            for r in 1..<size {
+        for r in 1..<size {
+            if r == root {
+                accumulate(own, into: &v)
+            } else {
                 try await exchangeVector(&v, sending: nil, to: r, receiving: all, from: r, tag: .reduce, combine: .add, codec: codec)
             }
-            return
         }
-        var sum = Scalar.zeros(v.count)
-        for r in 0..<size {
-            if r == root {
-                accumulate(v, into: &sum)
-            } else {
-                try await exchangeVector(&sum, sending: nil, to: r, receiving: all, from: r, tag: .reduce,
-                                         combine: r == 0 ? .replace : .add, codec: codec)
-            }
-        }
-        v = sum
     }
 }
