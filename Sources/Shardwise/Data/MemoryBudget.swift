@@ -44,19 +44,19 @@ public enum MemoryBudget {
         return p
     }
 
-    /// "80 GB", "1.5 GB", "512 MB": decimal units, as a user reads them.
+    /// "74.5 GiB", "512 MiB": binary units, as `free -h` prints them.
     public static func format(_ bytes: Int) -> String {
         let b = Double(bytes)
-        if b >= 1e12 { return String(format: "%.0f TB", b / 1e12) }
-        if b >= 1e9 { return b >= 1e10 ? String(format: "%.0f GB", b / 1e9) : String(format: "%.1f GB", b / 1e9) }
-        if b >= 1e6 { return String(format: "%.0f MB", b / 1e6) }
-        if b >= 1e3 { return String(format: "%.0f kB", b / 1e3) }
+        let units: [(Double, String)] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        for (scale, name) in units where b >= scale {
+            return String(format: b / scale >= 100 ? "%.0f" : "%.1f", b / scale) + " " + name
+        }
         return "\(bytes) B"
     }
 
     static func parseBytes(_ text: String) -> Int? {
         let t = text.trimmingCharacters(in: .whitespaces).uppercased()
-        let units: [(String, Int)] = [("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
+        let units: [(String, Int)] = [("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
             return Int(t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)).map { $0 * scale }
         }
