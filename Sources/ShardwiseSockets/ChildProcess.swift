@@ -139,6 +139,8 @@ public final class ChildProcess: Sendable {
                 return status
             } catch {
                 // Before the body ran this is a failure to start; after, to watch (no-op here).
+                // Either way the pidfd is closed now: no more signals through it.
+                shared.state.withLock { $0.running = nil }
                 shared.started(.failure(ChildProcessError.cannotStart(executable: executable, reason: "\(error)")))
                 throw ChildProcessError.monitoringFailed(executable: executable, reason: "\(error)")
             }
