@@ -32,7 +32,8 @@ public struct SocketsBackend: Backend {
 /// 2. Starts rank 0 on 127.0.0.1 port 0, reads the port it bound from a port file, then starts
 ///    ranks 1…m−1 pointing at it.
 /// 3. Forwards the children's log lines to stderr (prefixed with the rank) and rank 0's progress to
-///    `onProgress`; keeps the last lines of each for the error message.
+///    `onProgress`; keeps the last lines of each for the error message. The children are
+///    `ChildProcess`es: no libdispatch pipe sources, whose hang-up handling crashed the launcher.
 /// 4. When one node fails the others are given the job's timeout to finish (they see the failure
 ///    through their connections), then killed. Nothing outlives the launcher's wait.
 public struct LocalLauncher: Sendable {
@@ -88,38 +89,15 @@ public struct LocalLauncher: Sendable {
             return a + extraArguments
         }
 
-        let children = Children(count: m, forward: forwardLogs, onProgress: onProgress)
-        defer { children.killAll() }
-        try children.start(rank: 0, executable: executable, arguments: arguments(rank: 0, port: 0), environment: environment, onStart: onStart)
-        // Wait for rank 0's port (or its early death).
-        let portDeadline = MonotonicClock.now() + min(job.timeout, 60) + 30
-        var port: Int?
-        while port == nil {
-            if let text = try? String(contentsOfFile: portPath, encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                port = p
-            } else if let status = children.exitStatus(0) {
-                throw SocketError.runFailed("rank 0 exited (\(status)) before listening:\n\(children.tail(0))")
-            } else if MonotonicClock.now() > portDeadline {
-                throw SocketError.runFailed("rank 0 did not start listening within \(Int(portDeadline)) s")
-            } else {
-                try await Task.sleep(nanoseconds: 5_000_000)
-            }
+        let children = Children(forward: forwardLogs, onProgress: onProgress)
+        do {
+            try await supervise(children, m: m, environment: environment, portPath: portPath, timeout: job.timeout, arguments: arguments)
+        } catch {
+            // Nothing outlives the launcher, whatever stopped it (a start failure, cancellation).
+            children.killAll()
+            await children.waitAll()
+            throw error
         }
-        onCoordinatorPort?(port!)
-        for r in 1..<max(m, 1) {
-            try children.start(rank: r, executable: executable, arguments: arguments(rank: r, port: port!), environment: environment, onStart: onStart)
-        }
-        // Wait for all. Nodes time out on their own, so none can hang; still, once rank 0 (which
-        // ends the run for everyone) has exited, the others get the timeout plus slack, then SIGKILL.
-        var coordinatorExited: Double?
-        while !children.allExited {
-            if coordinatorExited == nil, children.exitStatus(0) != nil { coordinatorExited = MonotonicClock.now() }
-            if let t = coordinatorExited, MonotonicClock.now() - t > job.timeout + 5 {
-                children.killAll()
-            }
-            try? await Task.sleep(nanoseconds: 10_000_000)
-        }
-        children.drain()
         // Rank 0's success is the run's (an asynchronous strategy may carry on without a node).
         guard children.succeeded(0), let data = FileManager.default.contents(atPath: reportPath) else {
             throw SocketError.runFailed(children.failureSummary() ?? "rank 0 finished but wrote no report")
@@ -128,101 +106,112 @@ public struct LocalLauncher: Sendable {
         report.notes += children.failureNotes()
         return report
     }
+
+    /// Starts the nodes and returns once every one has exited and its output was read.
+    private func supervise(_ children: Children, m: Int, environment: [String: String], portPath: String, timeout: Double,
+                           arguments: (_ rank: Int, _ port: Int) -> [String]) async throws {
+        try await children.start(rank: 0, executable: executable, arguments: arguments(0, 0), environment: environment, onStart: onStart)
+        // Wait for rank 0's port (or its early death).
+        let portWait = min(timeout, 60) + 30
+        let portDeadline = MonotonicClock.now() + portWait
+        var port: Int?
+        while port == nil {
+            if let text = try? String(contentsOfFile: portPath, encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                port = p
+            } else if let status = children.exitStatus(0) {
+                throw SocketError.runFailed("rank 0 exited (\(status)) before listening:\n\(children.tail(0))")
+            } else if MonotonicClock.now() > portDeadline {
+                throw SocketError.runFailed("rank 0 did not start listening within \(Int(portWait)) s")
+            } else {
+                try await Task.sleep(nanoseconds: 5_000_000)
+            }
+        }
+        onCoordinatorPort?(port!)
+        for r in 1..<max(m, 1) {
+            try await children.start(rank: r, executable: executable, arguments: arguments(r, port!), environment: environment, onStart: onStart)
+        }
+        // Wait for all. Nodes time out on their own, so none can hang; still, once rank 0 (which
+        // ends the run for everyone) has exited, the others get the timeout plus slack, then SIGKILL.
+        var coordinatorExited: Double?
+        while !children.allExited {
+            if coordinatorExited == nil, children.exitStatus(0) != nil { coordinatorExited = MonotonicClock.now() }
+            if let t = coordinatorExited, MonotonicClock.now() - t > timeout + 5 {
+                children.killAll()
+            }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+    }
 }
 
 /// The child processes of one launch, their output, their fate.
-final class Children: @unchecked Sendable {
+final class Children: Sendable {
     struct Child {
-        var process: Process
+        var process: ChildProcess?
+        /// The last lines it wrote (progress lines aside), for the error message.
         var tail: [String] = []
-        var partial = Data()
-        var status: String?
-        var failed = false
-        var signal: Int32?
+        /// How it ended; nil while it runs (or its output is still being read).
+        var ended: ChildProcess.Status?
+        /// Why its end is unknown, if watching it failed.
+        var lost: String?
+        var watcher: Task<Void, Never>?
+
+        var isDone: Bool { ended != nil || lost != nil }
+        var failed: Bool { lost != nil || ended?.succeeded == false }
+        var status: String? { ended?.description ?? lost }
+        var signal: Int32? { if case .signaled(let s) = ended { s } else { nil } }
     }
     private let state: Mutex<[Int: Child]> = Mutex([:])
-    let count: Int
     let forward: Bool
     let onProgress: (@Sendable (TrainingProgress) -> Void)?
     static let progressPrefix = "@progress "
+    static let tailLines = 20
 
-    init(count: Int, forward: Bool, onProgress: (@Sendable (TrainingProgress) -> Void)?) {
-        self.count = count
+    init(forward: Bool, onProgress: (@Sendable (TrainingProgress) -> Void)?) {
         self.forward = forward
         self.onProgress = onProgress
     }
 
     func start(rank: Int, executable: String, arguments: [String], environment: [String: String],
-               onStart: (@Sendable (Int, Int32) -> Void)?) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.environment = environment
-        let err = Pipe(), out = Pipe()
-        p.standardError = err
-        p.standardOutput = out
-        p.standardInput = FileHandle.nullDevice
-        err.fileHandleForReading.readabilityHandler = { [weak self] h in self?.output(rank: rank, h.availableData, isStdout: false) }
-        out.fileHandleForReading.readabilityHandler = { [weak self] h in self?.output(rank: rank, h.availableData, isStdout: true) }
-        p.terminationHandler = { [weak self] proc in
+               onStart: (@Sendable (Int, Int32) -> Void)?) async throws {
+        state.withLock { $0[rank] = Child() }
+        let process: ChildProcess
+        do {
+            process = try await ChildProcess.start(executable, arguments: arguments, environment: environment) { [weak self] _, line in
+                self?.received(line, rank: rank)
+            }
+        } catch {
+            throw SocketError.runFailed("cannot start rank \(rank): \(error)")
+        }
+        let watcher = Task { [weak self] in
+            let outcome: Result<ChildProcess.Status, any Error>
+            do { outcome = .success(try await process.wait()) } catch { outcome = .failure(error) }
             self?.state.withLock { s in
-                let code = proc.terminationStatus
-                if proc.terminationReason == .uncaughtSignal {
-                    s[rank]?.status = "killed by signal \(code)\(code == SIGKILL ? " (SIGKILL)" : "")"
-                    s[rank]?.signal = code
-                    s[rank]?.failed = true
-                } else {
-                    s[rank]?.status = "exit code \(code)"
-                    s[rank]?.failed = code != 0
+                switch outcome {
+                case .success(let status): s[rank]?.ended = status
+                case .failure(let error): s[rank]?.lost = "\(error)"
                 }
             }
         }
-        state.withLock { $0[rank] = Child(process: p) }
-        do { try p.run() } catch {
-            throw SocketError.runFailed("cannot start \(executable): \(error)")
-        }
-        onStart?(rank, p.processIdentifier)
-    }
-
-    private func output(rank: Int, _ data: Data, isStdout: Bool) {
-        guard !data.isEmpty else { return }
-        var lines: [String] = []
         state.withLock { s in
-            guard var c = s[rank] else { return }
-            c.partial.append(data)
-            while let nl = c.partial.firstIndex(of: 0x0A) {
-                lines.append(String(decoding: c.partial[c.partial.startIndex..<nl], as: UTF8.self))
-                c.partial.removeSubrange(c.partial.startIndex...nl)
-            }
-            for l in lines where !l.hasPrefix(Self.progressPrefix) {
-                c.tail.append(l)
-                if c.tail.count > 20 { c.tail.removeFirst() }
-            }
-            s[rank] = c
+            s[rank]?.process = process
+            s[rank]?.watcher = watcher
         }
-        for line in lines {
-            if line.hasPrefix(Self.progressPrefix) {
-                if let onProgress, let p = ProgressLine.parse(String(line.dropFirst(Self.progressPrefix.count))) { onProgress(p) }
-            } else if forward {
-                FileHandle.standardError.write(Data("[rank \(rank)] \(line)\n".utf8))
-            }
-        }
+        onStart?(rank, process.pid)
     }
 
-    /// Reads what is left in the pipes after the processes ended.
-    func drain() {
-        let pipes: [(Int, Pipe?, Pipe?)] = state.withLock { s in
-            s.map { ($0.key, $0.value.process.standardError as? Pipe, $0.value.process.standardOutput as? Pipe) }
+    private func received(_ line: String, rank: Int) {
+        if line.hasPrefix(Self.progressPrefix) {
+            if let onProgress, let p = ProgressLine.parse(String(line.dropFirst(Self.progressPrefix.count))) { onProgress(p) }
+            return
         }
-        for (rank, err, out) in pipes {
-            err?.fileHandleForReading.readabilityHandler = nil
-            out?.fileHandleForReading.readabilityHandler = nil
-            if let d = try? err?.fileHandleForReading.readToEnd() { output(rank: rank, d, isStdout: false) }
-            if let d = try? out?.fileHandleForReading.readToEnd() { output(rank: rank, d, isStdout: true) }
+        state.withLock { s in
+            s[rank]?.tail.append(line)
+            if let n = s[rank]?.tail.count, n > Self.tailLines { s[rank]?.tail.removeFirst(n - Self.tailLines) }
         }
+        if forward { try? FileHandle.standardError.write(contentsOf: Data("[rank \(rank)] \(line)\n".utf8)) }
     }
 
-    func succeeded(_ rank: Int) -> Bool { state.withLock { $0[rank].map { $0.status != nil && !$0.failed } ?? false } }
+    func succeeded(_ rank: Int) -> Bool { state.withLock { $0[rank].map { $0.isDone && !$0.failed } ?? false } }
 
     /// One note per failed process (for a run that succeeded without it).
     func failureNotes() -> [String] {
@@ -231,12 +220,18 @@ final class Children: @unchecked Sendable {
 
     func exitStatus(_ rank: Int) -> String? { state.withLock { $0[rank]?.status } }
     func tail(_ rank: Int) -> String { state.withLock { ($0[rank]?.tail ?? []).joined(separator: "\n") } }
-    var allExited: Bool { state.withLock { s in s.values.allSatisfy { $0.status != nil } } }
-    var anyFailed: Bool { state.withLock { s in s.values.contains { $0.failed } } }
+    var allExited: Bool { state.withLock { s in s.values.allSatisfy(\.isDone) } }
 
+    /// SIGKILL to every child still running.
     func killAll() {
-        let running: [Process] = state.withLock { s in s.values.filter { $0.status == nil }.map(\.process) }
-        for p in running where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        let running = state.withLock { s in s.values.filter { !$0.isDone }.compactMap(\.process) }
+        for p in running { p.kill() }
+    }
+
+    /// Returns once every started child has ended and its output was read.
+    func waitAll() async {
+        let watchers = state.withLock { s in s.values.compactMap(\.watcher) }
+        for w in watchers { await w.value }
     }
 
     /// The first cause first: a node killed by a signal, then rank 0's error (which names the

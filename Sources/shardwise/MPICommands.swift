@@ -5,6 +5,7 @@ import ShardwiseMPI
 #if MPI
 import Logging
 import ShardwiseSockets
+import Synchronization
 #endif
 
 // The MPI side of the CLI: `node --backend mpi` (one rank, under mpirun/srun), `launch --backend
@@ -151,39 +152,31 @@ struct MPILauncher: Sendable {
     }
 
     /// Runs `command`, relaying its stdout (progress lines to `onProgress`) and stderr; returns the
-    /// exit status and everything written to stderr.
+    /// exit status (128 + the signal, as a shell says, if mpirun was killed) and everything written
+    /// to stderr. A `ChildProcess`, not Foundation's `Process`: its dispatch pipe handlers crash
+    /// when the child exits.
     static func spawn(_ command: [String], onProgress: (@Sendable (TrainingProgress) -> Void)?) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let collected = LineCollector()
-        out.fileHandleForReading.readabilityHandler = { handle in
-            for line in collected.lines(handle.availableData, stream: 1) {
-                if let p = MPIProgressLine.parse(line) { onProgress?(p) } else { print(line); fflush(nil) }
+        let errors = Mutex("")
+        let child: ChildProcess
+        do {
+            child = try await ChildProcess.start("/usr/bin/env", arguments: command, environment: ProcessInfo.processInfo.environment) { stream, line in
+                switch stream {
+                case .standardOutput:
+                    if let p = MPIProgressLine.parse(line) { onProgress?(p) } else { print(line); fflush(nil) }
+                case .standardError:
+                    errors.withLock { $0 += line + "\n" }
+                    printError(line)
+                }
             }
+        } catch {
+            throw MPICommandError.runFailed("cannot start \(command[0]): \(error) (is OpenMPI installed? apt-get install openmpi-bin)")
         }
-        err.fileHandleForReading.readabilityHandler = { handle in
-            for line in collected.lines(handle.availableData, stream: 2) { printError(line) }
+        let status: Int32
+        switch try await child.wait() {
+        case .exited(let code): status = code
+        case .signaled(let signal): status = 128 + signal
         }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: MPICommandError.runFailed("cannot start \(command[0]): \(error.localizedDescription) (is OpenMPI installed? apt-get install openmpi-bin)"))
-            }
-        }
-        out.fileHandleForReading.readabilityHandler = nil
-        err.fileHandleForReading.readabilityHandler = nil
-        for line in collected.lines(out.fileHandleForReading.readDataToEndOfFile(), stream: 1) + collected.flush(stream: 1) {
-            if let p = MPIProgressLine.parse(line) { onProgress?(p) } else { print(line) }
-        }
-        for line in collected.lines(err.fileHandleForReading.readDataToEndOfFile(), stream: 2) + collected.flush(stream: 2) {
-            printError(line)
-        }
-        return (status, collected.stderrText)
+        return (status, errors.withLock { $0 })
     }
 
     /// One sentence on why an MPI run failed, naming the rank when the output tells which.
@@ -219,34 +212,6 @@ struct MPILauncher: Sendable {
             return "the MPI run failed: rank \(m[0]) aborted the job"
         }
         return "mpirun exited with status \(status) (see its messages above)"
-    }
-}
-
-/// Splits a child's output into lines, per stream, and keeps stderr for the diagnosis.
-final class LineCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var partial: [Int: String] = [:]
-    private(set) var stderrText = ""
-
-    func lines(_ data: Data, stream: Int) -> [String] {
-        guard !data.isEmpty else { return [] }
-        lock.lock(); defer { lock.unlock() }
-        var text = partial[stream, default: ""] + String(decoding: data, as: UTF8.self)
-        if stream == 2 { stderrText += String(decoding: data, as: UTF8.self) }
-        var lines: [String] = []
-        while let newline = text.firstIndex(of: "\n") {
-            lines.append(String(text[..<newline]))
-            text = String(text[text.index(after: newline)...])
-        }
-        partial[stream] = text
-        return lines
-    }
-
-    func flush(stream: Int) -> [String] {
-        lock.lock(); defer { lock.unlock() }
-        let rest = partial[stream, default: ""]
-        partial[stream] = ""
-        return rest.isEmpty ? [] : [rest]
     }
 }
 
