@@ -185,9 +185,17 @@ public struct Checkpoint: Codable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SocketError.configuration("--resume \(path): cannot read the file")
         }
-        do { return try JSONDecoder().decode(Checkpoint.self, from: data) } catch {
+        let c: Checkpoint
+        do { c = try JSONDecoder().decode(Checkpoint.self, from: data) } catch {
             throw SocketError.configuration("--resume \(path): not a checkpoint: \(error)")
         }
+        guard c.iteration >= 0 else {
+            throw SocketError.configuration("--resume \(path): field \"iteration\" is \(c.iteration), must be at least 0")
+        }
+        if let j = c.model.firstIndex(where: { !$0.isFinite }) {
+            throw SocketError.configuration("--resume \(path): field \"model\" has \(c.model[j]) at index \(j)")
+        }
+        return c
     }
 
     /// Writes atomically (a temporary file renamed over the target).

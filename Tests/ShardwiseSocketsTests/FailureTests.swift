@@ -231,6 +231,16 @@ struct FailureTests {
         #expect { _ = try node.remainingJob() } throws: { "\($0)".contains("the checkpoint is at iteration 100") }
     }
 
+    @Test("a checkpoint with a negative iteration is refused, naming the field")
+    func checkpointFieldsAreChecked() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ck-\(UInt64.random(in: 0...UInt64.max)).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint(jobID: "x", iteration: -3, model: [1, 2], time: 0).write(to: path)
+        #expect { _ = try Checkpoint.load(path) } throws: { "\($0)".contains("field \"iteration\" is -3") }
+        try Checkpoint(jobID: "x", iteration: 3, model: [1, 2], time: 0).write(to: path)
+        #expect(try Checkpoint.load(path).iteration == 3)
+    }
+
     // MARK: - Log flood
 
     @Test("a flood of bad connections logs a few lines, then counts")
@@ -254,7 +264,8 @@ struct FailureTests {
         let one = try await SocketCommunicator.rendezvous(try Self.configuration(rank: 1, size: 2, port: port))
         let comm = try await zero.value
         let individual = lines.all.filter { $0.contains("refusing connection") || $0.contains("closing connection") }
-        #expect(individual.count <= 5, "\(individual.count) lines for \(floods) bad connections:\n\(individual.joined(separator: "\n"))")
+        // 5 a window of 10 s; a slow machine may see the flood straddle two windows.
+        #expect(individual.count <= 10, "\(individual.count) lines for \(floods) bad connections:\n\(individual.joined(separator: "\n"))")
         #expect(individual.count >= 1, "the first bad connections are still logged")
         await one.close()
         await comm.close()
