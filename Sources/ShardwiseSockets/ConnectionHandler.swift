@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import NIOCore
+import Shardwise
+import Synchronization
 
 /// One TCP connection's handshake, then its frames. The acceptor challenges; the connector answers
 /// with its identity and HMAC; both sides verify each other (see `Handshake`). Until then the
@@ -67,7 +69,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
         case .awaitingHello(let challenge):
             guard frame.type == .hello, let hello = Handshake.decode(Handshake.Hello.self, frame.payload) else {
-                return refuse(context: context, "expected a hello, got \(frame.type)")
+                return refuse(context: context, frame.type == .hello ? "an unreadable hello" : "expected a hello, got \(frame.type)")
             }
             guard Handshake.verify(hello.mac, Handshake.clientMessage(hello, challenge: challenge), secret: node.configuration.secret) else {
                 return refuse(context: context, "authentication failed (wrong shared secret?) for a peer claiming rank \(hello.rank)", tell: "authentication failed")
@@ -84,7 +86,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .awaitingChallenge:
             guard case .connector(let peer, let purpose, let listenPort) = role,
                   frame.type == .challenge, let challenge = Handshake.decode(Handshake.Challenge.self, frame.payload) else {
-                return refuse(context: context, "expected a challenge, got \(frame.type)")
+                return refuse(context: context, frame.type == .challenge ? "an unreadable challenge" : "expected a challenge, got \(frame.type)")
             }
             var hello = Handshake.Hello(rank: node.rank, size: node.size, jobID: node.configuration.jobID, purpose: purpose,
                                         listenPort: listenPort, nonce: Handshake.nonce(), mac: "")
@@ -96,11 +98,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .awaitingWelcome(let challenge, let hello):
             guard case .connector(let peer, let purpose, _) = role else { return }
             if frame.type == .reject {
-                let reason = Handshake.decode(Handshake.Reject.self, frame.payload)?.reason ?? "no reason given"
+                let reason = Handshake.decode(Handshake.Reject.self, frame.payload).map { Handshake.printable($0.reason) } ?? "no reason given"
                 return refuse(context: context, "rank \(peer) refused us: \(reason)")
             }
             guard frame.type == .welcome, let welcome = Handshake.decode(Handshake.Welcome.self, frame.payload) else {
-                return refuse(context: context, "expected a welcome, got \(frame.type)")
+                return refuse(context: context, frame.type == .welcome ? "an unreadable welcome" : "expected a welcome, got \(frame.type)")
             }
             guard welcome.rank == peer,
                   Handshake.verify(welcome.mac, Handshake.serverMessage(rank: peer, challenge: challenge, clientNonce: hello.nonce),
@@ -155,7 +157,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         if case .closed = state { return }
         guard refusal == nil else { return }
         refusal = reason
-        logger.warning("refusing connection: \(reason)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        node.badConnections.report("refusing connection: \(reason)", remote: context.remoteAddress)
         decoder.stop()
         if let tell {
             write(context: context, Frame(type: .reject, payload: Handshake.encode(Handshake.Reject(reason: tell))))
@@ -166,5 +168,115 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func write(context: ChannelHandlerContext, _ frame: Frame) {
         let buffer = FrameWriter.buffer(frame.type, tag: frame.tag, payload: frame.payload, allocator: context.channel.allocator)
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+}
+
+/// The log lines about refused or broken connections, rate-limited: a flood of bad connections
+/// (a port scanner, a misconfigured client in a loop) must not fill the log or cost more than
+/// the connections themselves.
+///
+/// In each `window` (10 s) the first `firstFew` lines are logged as they come; the rest are only
+/// counted, by remote address, and one summary line says how many there were ("37 more bad
+/// connections from 10.0.0.7 (×36), 10.0.0.9 (×1) in the last 10 s") when the window ends — on a
+/// timer of the node's event loop, or at the next bad connection after it.
+final class BadConnectionLog: Sendable {
+    private struct State {
+        var windowStart: Double
+        var logged = 0
+        var suppressed = 0
+        /// Suppressed lines by remote address, in order of first appearance (at most `maximumHosts`).
+        var hosts: [(host: String, count: Int)] = []
+        var otherHosts = 0
+        var flushScheduled = false
+    }
+
+    static let maximumHosts = 5
+    let logger: Logger
+    let window: Double
+    let firstFew: Int
+    private let clock: @Sendable () -> Double
+    private let loop: (any EventLoop)?
+    private let state: Mutex<State>
+
+    init(logger: Logger, window: Double = 10, firstFew: Int = 5, loop: (any EventLoop)? = nil,
+         clock: @escaping @Sendable () -> Double = { MonotonicClock.now() }) {
+        self.logger = logger
+        self.window = window
+        self.firstFew = firstFew
+        self.loop = loop
+        self.clock = clock
+        state = Mutex(State(windowStart: clock()))
+    }
+
+    /// Logs `message` (a warning, with the remote address as metadata) or counts it. Returns
+    /// whether it was logged.
+    @discardableResult
+    func report(_ message: @autoclosure () -> String, remote: SocketAddress?) -> Bool {
+        let now = clock()
+        let host = remote?.ipAddress ?? "an unknown address"
+        var summary: String?
+        var schedule: Double?
+        let log: Bool = state.withLock { s in
+            if now - s.windowStart >= window {
+                summary = Self.summary(&s, window: window)
+                s.windowStart = now
+                s.logged = 0
+            }
+            if s.logged < firstFew {
+                s.logged += 1
+                return true
+            }
+            s.suppressed += 1
+            if let i = s.hosts.firstIndex(where: { $0.host == host }) {
+                s.hosts[i].count += 1
+            } else if s.hosts.count < Self.maximumHosts {
+                s.hosts.append((host, 1))
+            } else {
+                s.otherHosts += 1
+            }
+            if !s.flushScheduled {
+                s.flushScheduled = true
+                schedule = max(0, s.windowStart + window - now)
+            }
+            return false
+        }
+        if let summary { logger.warning("\(summary)") }
+        if log { logger.warning("\(message())", metadata: ["remote": "\(remote.map { "\($0)" } ?? "?")"]) }
+        if let schedule, let loop {
+            loop.scheduleTask(in: .nanoseconds(Int64(schedule * 1e9) + 1_000_000)) { [self] in flush() }
+        }
+        return log
+    }
+
+    /// Logs the summary of the lines counted in a window that is over (the timer calls it).
+    func flush() {
+        let now = clock()
+        let summary: String? = state.withLock { s in
+            s.flushScheduled = false
+            guard now - s.windowStart >= window else { return nil }
+            let text = Self.summary(&s, window: window)
+            s.windowStart = now
+            s.logged = 0
+            return text
+        }
+        if let summary { logger.warning("\(summary)") }
+    }
+
+    /// The count of a window's unlogged lines (nil if none), and resets it.
+    private static func summary(_ s: inout State, window: Double) -> String? {
+        defer {
+            s.suppressed = 0
+            s.hosts = []
+            s.otherHosts = 0
+        }
+        guard s.suppressed > 0 else { return nil }
+        var from = s.hosts.map { "\($0.host) (×\($0.count))" }.joined(separator: ", ")
+        if s.otherHosts > 0 { from += " and \(s.otherHosts) from other addresses" }
+        let what = s.suppressed == 1 ? "bad connection" : "bad connections"
+        return "\(s.suppressed) more \(what) from \(from) in the last \(seconds(window)) s (not logged one by one)"
+    }
+
+    private static func seconds(_ t: Double) -> String {
+        t == t.rounded() ? "\(Int(t))" : "\(t)"
     }
 }

@@ -103,4 +103,22 @@ enum Handshake {
     static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> T? {
         try? JSONDecoder().decode(type, from: Data(bytes))
     }
+
+    /// Text a peer sent (a reason), fit for an error message or a log line: at most
+    /// `maximumTextBytes` of it, control characters (a forged log line) shown as `?`.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if out.utf8.count >= maximumTextBytes { return out + "…" }
+            out.unicodeScalars.append(scalar.properties.generalCategory == .control ? "?" : scalar)
+        }
+        return out
+    }
+
+    /// The same for raw bytes (an abort's reason), decoded as UTF-8.
+    static func printable(_ bytes: [UInt8]) -> String {
+        printable(String(decoding: bytes.prefix(4 * maximumTextBytes), as: UTF8.self))
+    }
+
+    static let maximumTextBytes = 1000
 }

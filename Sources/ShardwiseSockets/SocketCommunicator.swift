@@ -93,6 +93,12 @@ struct PeerAddress: Codable, Sendable {
 ///   rank when a node's control connection drops. Receives from a lost peer throw `.peerLost`
 ///   (after the messages it sent before dying); every receive has a timeout. Sends to a lost peer
 ///   are dropped (the loss is reported where it matters: at the receive that would wait for it).
+///   A node that fails says so on every connection it has (`abort`), so its neighbours learn it
+///   at once even when the coordinator is gone; a worker that loses the coordinator stops, since
+///   nobody could finish the run.
+/// - Every field read from the network (ranks, ports, the peer table, iterations, tags) is
+///   checked before use; a peer that sends a bad one is treated as failed, with an error that
+///   names it and the field.
 /// - Metrics count bytes on the wire: payload plus the 24-byte frame header.
 public final class SocketCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
@@ -111,8 +117,13 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     public let executor: EventLoopTaskExecutor
     private let start = MonotonicClock.now()
     let mailbox: SocketMailbox
-    /// The last iteration the monitor completed (-1 = none yet), for error messages.
+    /// The last iteration the monitor completed (-1 = none yet), for error messages. Rank 0
+    /// tells the others (`progress` frames, at most every `progressInterval` seconds).
     let lastIteration = IterationCounter()
+    static let progressInterval = 0.1
+    private let lastProgressSent = Mutex(-Double.infinity)
+    /// The log lines about bad connections, rate-limited.
+    let badConnections: BadConnectionLog
 
     private enum Link {
         case idle
@@ -155,10 +166,19 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         engine = ProgressEngine(budget: configuration.spinSeconds, allocator: ByteBufferAllocator())
         state = Mutex(State(links: Array(repeating: .idle, count: configuration.size)))
         let iteration = lastIteration
+        let isCoordinator = configuration.rank == 0
         mailbox = SocketMailbox(rank: configuration.rank) {
-            let k = iteration.value.load(ordering: .relaxed)
-            return k < 0 ? "during setup, before iteration 0" : "during iteration \(k + 1), after iteration \(k) completed"
+            Self.describe(iteration: iteration.value.load(ordering: .relaxed), asSeenByCoordinator: isCoordinator)
         }
+        badConnections = BadConnectionLog(logger: logger, loop: loop)
+    }
+
+    /// Where the run is, for error messages. A worker knows rank 0's iteration from its
+    /// `progress` frames (a tenth of a second old at most).
+    static func describe(iteration k: Int, asSeenByCoordinator: Bool) -> String {
+        if k < 0 { return "during setup, before iteration 0" }
+        return asSeenByCoordinator ? "during iteration \(k + 1), after iteration \(k) completed"
+            : "during iteration \(k + 1), after rank 0 completed iteration \(k)"
     }
 
     /// Joins the run: binds, authenticates with the coordinator, learns the peer table.
@@ -177,9 +197,22 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         return comm
     }
 
-    /// Records the monitor's progress (error messages name the iteration).
+    /// Records the monitor's progress (error messages name the iteration); rank 0 passes it on
+    /// to the others a few times a second.
     public func noteIteration(_ iteration: Int) {
         lastIteration.value.store(iteration, ordering: .relaxed)
+        guard rank == 0, size > 1 else { return }
+        let t = MonotonicClock.now()
+        let due = lastProgressSent.withLock { last in
+            guard t - last >= Self.progressInterval else { return false }
+            last = t
+            return true
+        }
+        guard due else { return }
+        let controls: [any Channel] = state.withLock { s in s.finished ? [] : Array(s.control.values) }
+        var payload = [UInt8](repeating: 0, count: 8)
+        payload.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(max(iteration, 0)).bigEndian, as: UInt64.self) }
+        for ch in controls { write(ch, .progress, payload: payload) }
     }
 
     // MARK: - Rendezvous
@@ -281,7 +314,7 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     }
 
     private func addHandlers(_ channel: any Channel, role: ConnectionHandler.Role) throws {
-        let decoder = FrameDecoder(logger: logger)
+        let decoder = FrameDecoder(logger: logger, badConnections: badConnections)
         try channel.pipeline.syncOperations.addHandler(decoder)
         try channel.pipeline.syncOperations.addHandler(ConnectionHandler(role: role, node: self, decoder: decoder))
     }
@@ -291,12 +324,18 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     /// Why a hello must be refused (nil = admit).
     func admissionProblem(_ hello: Handshake.Hello) -> String? {
         guard hello.jobID == configuration.jobID else {
-            return "a node of another job (\(hello.jobID), expected \(configuration.jobID))"
+            return "a node of another job (\(Handshake.printable(hello.jobID)), expected \(configuration.jobID))"
         }
         guard hello.size == size else { return "world size \(hello.size), expected \(size)" }
-        guard (0..<size).contains(hello.rank), hello.rank != rank else { return "invalid rank \(hello.rank)" }
+        guard (0..<size).contains(hello.rank), hello.rank != rank else {
+            return "invalid rank \(hello.rank) (this node is rank \(rank) of 0..<\(size))"
+        }
         if hello.purpose == .join {
             guard rank == 0 else { return "only rank 0 accepts joins" }
+            // The port goes into the peer table every rank connects by.
+            guard Self.ports.contains(hello.listenPort) else {
+                return "rank \(hello.rank) announced listen port \(hello.listenPort), outside \(Self.ports)"
+            }
             return state.withLock { s in
                 s.control[hello.rank] != nil ? "rank \(hello.rank) has already joined" : (s.finished ? "the run is over" : nil)
             }
@@ -342,7 +381,16 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
 
     func connectionFailed(peer: Int, purpose: ConnectionPurpose, reason: String) {
         if purpose == .data { lose(peer, reason: "cannot open a data link to it: \(reason)") }
-        // A failed join is retried by `connectToCoordinator` (its connect future fails).
+        // A join that cannot connect is retried by `connectToCoordinator` (its connect future
+        // fails, and this is not called). One that connected and then failed its handshake was
+        // refused (a duplicate rank, another job, a wrong secret): waiting cannot help.
+        guard purpose == .join else { return }
+        let pending: EventLoopPromise<Void>? = state.withLock { s in
+            defer { s.rendezvous = nil }
+            return s.rendezvous
+        }
+        let c = configuration
+        pending?.fail(SocketError.rendezvous("cannot join the coordinator at \(c.coordinatorHost):\(c.coordinatorPort) as rank \(rank): \(reason)"))
     }
 
     func connectionClosed(peer: Int, purpose: ConnectionPurpose) {
@@ -364,11 +412,24 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     func received(_ frame: Frame, from peer: Int, purpose: ConnectionPurpose, channel: any Channel) {
         switch frame.type {
         case .data:
+            guard !Self.internalTags.contains(frame.tag) else {
+                return violation(peer, channel: channel, "a data frame with tag 0x\(String(frame.tag, radix: 16)), reserved for control messages")
+            }
             mailbox.deliver(Message(source: peer, tag: Tag(frame.tag), payload: frame.payload))
         case .peers where purpose == .join && rank != 0:
-            guard let table = Handshake.decode([PeerAddress].self, frame.payload), table.count == size else {
-                logger.error("malformed peer table from the coordinator")
-                return
+            let table: [PeerAddress]
+            switch validatePeerTable(frame.payload) {
+            case .success(let t): table = t
+            case .failure(let problem):
+                // Without a usable table this node cannot run: the rendezvous fails now.
+                let c = configuration
+                let error = SocketError.rendezvous("the coordinator (rank 0 at \(c.coordinatorHost):\(c.coordinatorPort)) sent a bad peer table: \(problem.reason)")
+                let pending: EventLoopPromise<Void>? = state.withLock { s in
+                    defer { s.rendezvous = nil }
+                    return s.rendezvous
+                }
+                pending?.fail(error)
+                return violation(0, channel: channel, "a bad peer table: \(problem.reason)")
             }
             let promise: EventLoopPromise<Void>? = state.withLock { s in
                 s.peers = table
@@ -380,20 +441,39 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
             }
             promise?.succeed(())
         case .lost where purpose == .join && rank != 0:
-            if let note = Handshake.decode(LostNote.self, frame.payload) { lose(note.rank, reason: note.reason, relay: false) }
+            guard let note = Handshake.decode(LostNote.self, frame.payload) else {
+                return violation(0, channel: channel, "an unreadable lost frame")
+            }
+            // Rank 0 reports the loss of another worker: never itself, never us.
+            guard (1..<size).contains(note.rank), note.rank != rank else {
+                return violation(0, channel: channel, "a lost frame naming rank \(note.rank) (field \"rank\"), which must be a rank in 1..<\(size) other than \(rank)")
+            }
+            lose(note.rank, reason: Handshake.printable(note.reason), relay: false)
+        case .progress where purpose == .join && rank != 0:
+            guard frame.payload.count == 8 else {
+                return violation(0, channel: channel, "a progress frame of \(frame.payload.count) bytes (8 expected)")
+            }
+            let raw = frame.payload.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard let k = Int(exactly: raw), k <= Int(Int32.max) else {
+                return violation(0, channel: channel, "a progress frame with iteration \(raw), outside 0...\(Int32.max)")
+            }
+            lastIteration.value.store(k, ordering: .relaxed)
         case .outcome where purpose == .join && rank == 0:
             mailbox.deliver(Message(source: peer, tag: Self.outcomeTag, payload: frame.payload))
         case .done where purpose == .join && rank != 0:
             state.withLock { $0.finished = true }
             mailbox.deliver(Message(source: 0, tag: Self.doneTag, payload: []))
         case .abort where purpose == .join:
-            let reason = String(decoding: frame.payload, as: UTF8.self)
+            let reason = Handshake.printable(frame.payload)
             if rank == 0 {
                 lose(peer, reason: "it failed: \(reason)")
             } else {
                 logger.debug("the coordinator stopped the run: \(reason)")
                 mailbox.cancel(reason: "rank 0 stopped the run: \(reason)")
             }
+        case .abort:
+            // A peer that failed tells everyone it has a link with (see `abort`).
+            lose(peer, reason: "it failed: \(Handshake.printable(frame.payload))")
         case .goodbye:
             state.withLock { _ = $0.departed.insert(peer) }
         default:
@@ -402,6 +482,40 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
     }
 
     struct LostNote: Codable { var rank: Int; var reason: String }
+
+    /// Ports a peer may announce.
+    static let ports = 1...65535
+    /// Tags of the backend's own messages in the mailbox: a peer's data frame may not use them.
+    static let internalTags: Set<UInt32> = [outcomeTag.rawValue, doneTag.rawValue]
+
+    struct FieldProblem: Error { var reason: String }
+
+    /// The peer table from the coordinator, checked entry by entry before anything connects by it.
+    func validatePeerTable(_ payload: [UInt8]) -> Result<[PeerAddress], FieldProblem> {
+        guard let table = Handshake.decode([PeerAddress].self, payload) else {
+            return .failure(FieldProblem(reason: "it is not a JSON list of {rank, host, port}"))
+        }
+        guard table.count == size else {
+            return .failure(FieldProblem(reason: "\(table.count) entries for a world of \(size)"))
+        }
+        for (i, p) in table.enumerated() {
+            guard p.rank == i else { return .failure(FieldProblem(reason: "entry \(i) has rank \(p.rank) (field \"rank\"), expected \(i)")) }
+            guard Self.ports.contains(p.port) else {
+                return .failure(FieldProblem(reason: "entry \(i) has port \(p.port) (field \"port\"), outside \(Self.ports)"))
+            }
+            guard !p.host.isEmpty, p.host.utf8.count <= 255, !p.host.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                return .failure(FieldProblem(reason: "entry \(i) has host \"\(Handshake.printable(p.host))\" (field \"host\"), not a host name or address"))
+            }
+        }
+        return .success(table)
+    }
+
+    /// `peer` sent something no correct node sends: it is treated as failed (receives from it
+    /// throw an error naming it and the field), and its connection is closed.
+    private func violation(_ peer: Int, channel: any Channel, _ what: String) {
+        lose(peer, reason: "it sent \(what)")   // logs it
+        channel.close(promise: nil)
+    }
 
     /// Marks `peer` lost; rank 0 tells everyone else.
     private func lose(_ peer: Int, reason: String, relay: Bool = true) {
@@ -416,6 +530,11 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         mailbox.markLost(peer, reason: reason)
         let note = Handshake.encode(LostNote(rank: peer, reason: "rank 0 reports: \(reason)"))
         for ch in others { write(ch, .lost, payload: note) }
+        if peer == 0 && rank != 0 {
+            // Rank 0 collects the outcomes and ends the run: without it no node can finish, so
+            // every receive stops now instead of waiting for a peer that may be waiting for us.
+            mailbox.cancel(reason: "lost the coordinator (rank 0): \(reason) (\(mailbox.context()))")
+        }
     }
 
     private func write(_ channel: any Channel, _ type: FrameType, tag: UInt32 = 0, payload: [UInt8]) {
@@ -702,14 +821,19 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         return outcomes
     }
 
-    /// Tells the others this node failed (rank 0: stops the run everywhere).
+    /// Tells the others this node failed (rank 0: stops the run everywhere): on the control
+    /// connections, and on every data link in either direction, so that a neighbour learns it at
+    /// once even when the coordinator is gone (a ring whose rank 0 died).
     public func abort(reason: String) {
         if loop.inEventLoop { engine.handOverAll() } else { loop.execute { [engine] in engine.handOverAll() } }
-        let controls: [any Channel] = state.withLock { s in
+        let channels: [any Channel] = state.withLock { s in
             s.finished = true
-            return Array(s.control.values)
+            var all = Array(s.control.values) + Array(s.inbound.values)
+            for case .ready(let ch) in s.links { all.append(ch) }
+            return all
         }
-        for ch in controls { write(ch, .abort, payload: Array(reason.utf8)) }
+        let payload = Array(Handshake.printable(reason).utf8)
+        for ch in channels where ch.isActive { write(ch, .abort, payload: payload) }
     }
 
     /// Closes every connection (after a goodbye, so no peer mistakes it for a death) and stops

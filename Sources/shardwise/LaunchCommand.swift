@@ -63,7 +63,12 @@ struct LaunchCommand: AsyncParsableCommand {
             launcher.logLevel = logLevel.rawValue
             launcher.checkpointPath = checkpoint
             launcher.checkpointEvery = checkpointEvery
-            if let resume { launcher.initialModel = try Checkpoint.load(resume).model }
+            if let resume {
+                // Checked now (a bad file fails before anything starts); then every node reads the
+                // file itself, so that the run continues from the checkpoint's iteration.
+                _ = try Checkpoint.load(resume)
+                launcher.extraArguments += ["--resume", URL(fileURLWithPath: resume).standardizedFileURL.path]
+            }
             var backend = SocketsBackend(executable: launcher.executable)
             backend.launcher = launcher
             do {

@@ -148,7 +148,11 @@ struct NodeCommand: AsyncParsableCommand {
         var node = SocketNode(job: job, configuration: config)
         node.checkpointPath = checkpoint
         node.checkpointEvery = checkpointEvery
-        if let resume { node.initialModel = try Checkpoint.load(resume).model }
+        if let resume {
+            let saved = try Checkpoint.load(resume)
+            node.initialModel = saved.model
+            node.resumedIteration = saved.iteration
+        }
         if progressLines {
             let throttle = ProgressThrottle()
             node.onProgress = { p in

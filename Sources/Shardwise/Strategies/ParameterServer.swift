@@ -16,7 +16,9 @@
 ///
 /// The staleness of every applied gradient (server version at apply − version it was computed
 /// at) is recorded. A worker that is lost (its peer connection dies) is dropped: its gradient and
-/// rows leave the sum, the server carries on, and the outcome notes the shard that was lost.
+/// rows leave the sum, the server carries on, and the outcome notes the shard that was lost. In
+/// the synchronous mode the round then waits only for the workers left: if their gradients are
+/// all in, the step is taken at once.
 public struct ParameterServer: Strategy {
     public var kind: StrategyKind { .parameterServer }
     public init() {}
@@ -84,7 +86,9 @@ public struct ParameterServer: Strategy {
         var clock = [Int](repeating: 0, count: comm.size)
         var busy = Set<Int>()
         var held = Set<Int>()
-        var version = 0, updates = 0, round = 0, arrivedThisRound = 0
+        var version = 0, updates = 0, round = 0
+        /// Synchronous: the workers whose gradient of this round is in.
+        var arrived = Set<Int>()
         var step = DescentStep<Scalar>(learningRate: learningRate, momentum: node.job.optimizer.momentum, features: d)
         var monitor = ConvergenceMonitor(node.job.stopping)
         var stop: StopReason?
@@ -111,6 +115,17 @@ public struct ParameterServer: Strategy {
             }
             return euclideanNorm(g)
         }
+        /// Synchronous: every active worker's gradient of the round is in: one full step, then
+        /// the next round's model to every active worker.
+        func synchronousStep() async throws {
+            let norm = aggregate()
+            try endOfRound(norm: norm)
+            if stop != nil { return }
+            step.apply(g, to: &w)
+            version += 1; updates += 1; round += 1; arrived = []
+            if round >= node.job.stopping.maxIterations { stop = .maxIterations; return }
+            for r in workers where active.contains(r) { try await sendModel(to: r) }
+        }
         /// Observes the round and decides whether to stop.
         func endOfRound(norm: Double?) throws {
             node.observe(iteration: round, model: w, gradientNorm: norm)
@@ -136,11 +151,22 @@ public struct ParameterServer: Strategy {
                 rowsPerStep -= rowsOf[peer]
                 notes.append("lost worker rank \(peer) at round \(round) (\(reason)); its shard of \(rowsOf[peer]) rows was dropped")
                 if active.isEmpty { throw CommunicationError.peerLost(rank: 0, peer: peer, reason: "every worker is lost") }
-                if synchronous && arrivedThisRound >= active.count { arrivedThisRound = active.count - 1 }
+                arrived.remove(peer)
+                // The round may have been waiting only for the lost worker.
+                if synchronous && active.isSubset(of: arrived) { try await synchronousStep() }
                 continue loop
             }
             let k = message.source
+            // A worker dropped as lost is out of the sum, even if a late message of it arrives.
+            guard active.contains(k) else { continue loop }
             let (computedAt, rows, body) = try Self.split(message)
+            // Fields from the network, checked before they index or count anything.
+            guard (0...version).contains(computedAt) else {
+                throw CommunicationError.badPayload("parameter server: rank \(k)'s gradient says it was computed at model version \(computedAt) (field \"version\"), outside 0...\(version)")
+            }
+            guard (0...node.totalRows).contains(rows) else {
+                throw CommunicationError.badPayload("parameter server: rank \(k)'s gradient covers \(rows) rows (field \"rows\"), outside 0...\(node.totalRows)")
+            }
             try incoming.withUnsafeMutableBufferPointer { try codec.decode(body, into: $0) }
             latest[k] = incoming
             reported[k] = true
@@ -150,16 +176,10 @@ public struct ParameterServer: Strategy {
             node.recorder.recordStaleness(version - computedAt)
 
             if synchronous {
-                arrivedThisRound += 1
-                guard arrivedThisRound >= active.count else { continue }
+                arrived.insert(k)
+                guard active.isSubset(of: arrived) else { continue }
                 // Everyone's gradient of this round is in: one synchronous step.
-                let norm = aggregate()
-                try endOfRound(norm: norm)
-                if stop != nil { break }
-                step.apply(g, to: &w)
-                version += 1; updates += 1; round += 1; arrivedThisRound = 0
-                if round >= node.job.stopping.maxIterations { stop = .maxIterations; break }
-                for r in workers where active.contains(r) { try await sendModel(to: r) }
+                try await synchronousStep()
             } else {
                 let allIn = active.allSatisfy { reported[$0] }
                 let norm = aggregate()
@@ -214,6 +234,10 @@ public struct ParameterServer: Strategy {
         }
         var v: UInt64 = 0, r: UInt64 = 0
         for i in 0..<8 { v |= UInt64(p[i]) << (8 * UInt64(i)); r |= UInt64(p[8 + i]) << (8 * UInt64(i)) }
-        return (Int(v), Int(r), Array(p[headerBytes...]))
+        // Beyond Int's range (a corrupt or hostile header): a clear error, not a trap.
+        guard let version = Int(exactly: v), let rows = Int(exactly: r) else {
+            throw CommunicationError.badPayload("parameter-server message from rank \(message.source): version \(v) or row count \(r) is out of range")
+        }
+        return (version, rows, Array(p[headerBytes...]))
     }
 }

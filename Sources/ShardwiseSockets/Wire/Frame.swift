@@ -16,7 +16,8 @@
 /// With the trailing-checksum flag the payload's checksum is the 4 bytes right after the payload
 /// instead. A sender that streams a large vector from its own memory sets it: it checksums each
 /// piece just before the kernel copies it, while it is in cache, instead of reading the whole
-/// vector once more before the first byte can leave (version 2 added the flag).
+/// vector once more before the first byte can leave (version 2 added the flag; version 3 the
+/// `progress` frame).
 ///
 /// The header CRC catches a misframed or foreign stream before any payload is read; the payload
 /// checksum catches torn or corrupted payloads. Neither is cryptographic: authenticity is settled
@@ -47,6 +48,9 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case abort = 9
     /// Either way: I am closing this connection on purpose.
     case goodbye = 10
+    /// Coordinator → node: the last iteration rank 0 completed (8 bytes, big-endian), a few times
+    /// a second, so that a worker's errors name the iteration the run was at.
+    case progress = 11
 
     /// A strategy's message: `tag` and the codec's bytes.
     case data = 16
@@ -63,6 +67,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .done: "done"
         case .abort: "abort"
         case .goodbye: "goodbye"
+        case .progress: "progress"
         case .data: "data"
         }
     }
@@ -89,9 +94,11 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
     case unsupportedVersion(UInt8)
     /// A type byte this version does not know.
     case unknownType(UInt8)
-    /// The header's own CRC does not match: garbage or a misframed stream.
+    /// The header's own CRC does not match: garbage or a misframed stream. `expected` is the CRC
+    /// the header carries, `actual` the CRC of the header bytes that arrived.
     case badHeaderChecksum(expected: UInt32, actual: UInt32)
-    /// The payload's checksum does not match: corrupted in transit.
+    /// The payload's checksum does not match: corrupted in transit. `expected` is the checksum
+    /// the sender wrote (in the header or the trailer), `actual` that of the payload that arrived.
     case badPayloadChecksum(expected: UInt32, actual: UInt32)
     /// Flag bits this version does not know.
     case unknownFlags(UInt16)
@@ -106,18 +113,27 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
         case .unsupportedVersion(let v): return "unsupported protocol version \(v) (this node speaks \(FrameHeader.currentVersion))"
         case .unknownType(let t): return "unknown frame type \(t)"
         case .unknownFlags(let f): return "unknown frame flags 0x\(String(f, radix: 16))"
-        case .badHeaderChecksum(let e, let a): return "bad header checksum (expected 0x\(String(e, radix: 16)), got 0x\(String(a, radix: 16)))"
-        case .badPayloadChecksum(let e, let a): return "bad payload checksum (expected 0x\(String(e, radix: 16)), got 0x\(String(a, radix: 16)))"
+        // Which value is "expected" depends on the reader's point of view, so the message says
+        // which number came from where instead.
+        case .badHeaderChecksum(let e, let a):
+            return "bad header checksum: the header carries CRC 0x\(hex(e)), its bytes as received have CRC 0x\(hex(a))"
+        case .badPayloadChecksum(let e, let a):
+            return "bad payload checksum: the sender's checksum is 0x\(hex(e)), the payload received has 0x\(hex(a)) (corrupted in transit)"
         case .oversized(let n, let max): return "frame of \(n) bytes exceeds the maximum of \(max)"
         case .truncated(let got, let want): return "connection closed inside a frame (\(got) of \(want) bytes)"
         }
+    }
+
+    private func hex(_ v: UInt32) -> String {
+        let digits = String(v, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
     }
 }
 
 /// The fixed-size header, and its (de)serialisation.
 public struct FrameHeader: Sendable, Equatable {
     public static let magic: UInt32 = 0x5357_4431   // "SWD1"
-    public static let currentVersion: UInt8 = 2
+    public static let currentVersion: UInt8 = 3
     public static let size = 24
     /// Bytes of a trailing checksum.
     public static let trailerSize = 4

@@ -56,11 +56,23 @@ final class FrameDecoder: ChannelInboundHandler {
     private var headerBytes = [UInt8]()
     var maximumLength: Int
     let logger: Logger
+    /// Where the lines about a refused or broken connection go (rate-limited); nil: straight to
+    /// `logger`.
+    let badConnections: BadConnectionLog?
 
-    init(maximumLength: Int = FrameHeader.handshakeMaximum, logger: Logger) {
+    init(maximumLength: Int = FrameHeader.handshakeMaximum, logger: Logger, badConnections: BadConnectionLog? = nil) {
         self.maximumLength = maximumLength
         self.logger = logger
+        self.badConnections = badConnections
         headerBytes.reserveCapacity(FrameHeader.size)
+    }
+
+    private func logBadConnection(_ message: String, context: ChannelHandlerContext) {
+        if let badConnections {
+            badConnections.report(message, remote: context.remoteAddress)
+        } else {
+            logger.warning("\(message)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -281,18 +293,18 @@ final class FrameDecoder: ChannelInboundHandler {
         case .sinking(let header, let filled, _):
             let error = FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length)
             sink?.state = .failed("\(error)")
-            logger.warning("closing connection: \(error)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            logBadConnection("closing connection: \(error)", context: context)
         case .payload(let header, _, let filled, _):
-            logger.warning("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
-                           metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            logBadConnection("closing connection: \(FrameError.truncated(received: FrameHeader.size + filled, expected: FrameHeader.size + header.length))",
+                             context: context)
         case .trailer(let header, let payload, _):
             let error = FrameError.truncated(received: FrameHeader.size + header.length + headerBytes.count,
                                              expected: FrameHeader.size + header.length + FrameHeader.trailerSize)
             if payload == nil { sink?.state = .failed("\(error)") }
-            logger.warning("closing connection: \(error)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            logBadConnection("closing connection: \(error)", context: context)
         case .header where !headerBytes.isEmpty:
-            logger.warning("closing connection: \(FrameError.truncated(received: headerBytes.count, expected: FrameHeader.size))",
-                           metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            logBadConnection("closing connection: \(FrameError.truncated(received: headerBytes.count, expected: FrameHeader.size))",
+                             context: context)
         default:
             break
         }
@@ -307,7 +319,7 @@ final class FrameDecoder: ChannelInboundHandler {
     private func fail(context: ChannelHandlerContext, _ error: FrameError) {
         state = .failed
         notifyStart(nil)
-        logger.warning("refusing connection: \(error)", metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        logBadConnection("refusing connection: \(error)", context: context)
         context.fireErrorCaught(error)
         context.close(promise: nil)
     }
