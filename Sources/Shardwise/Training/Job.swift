@@ -249,6 +249,13 @@ extension Job {
         }
         do {
             self = try JSONDecoder().decode(Job.self, from: bytes)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            // Foundation reports a number that does not fit its field (1e30 for an Int, -1 for a
+            // seed) as "not valid JSON", with no path, although the text parsed: find the field.
+            if let (path, value) = Self.unfitNumber(in: tree) {
+                throw JobError.malformed(field: path, message: "\(value) does not fit this field (an integer in range, or a number, is expected)")
+            }
+            throw JobError.malformed(field: "", message: context.debugDescription)
         } catch let error as DecodingError {
             throw JobError(decoding: error)
         }
@@ -256,6 +263,49 @@ extension Job {
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let known = try JSONSerialization.jsonObject(with: encoder.encode(self), options: [.fragmentsAllowed])
         if let path = Self.firstUnknownKey(in: tree, known: known, path: "") { throw JobError.unknownField(path) }
+    }
+
+    /// The number that makes the decoder fail although the JSON parsed: each number of the file in
+    /// turn (in path order) is set to 0, which fits every numeric field, until the failure goes.
+    private static func unfitNumber(in tree: Any) -> (path: String, value: Any)? {
+        var numbers: [[String]] = []
+        let booleanType = type(of: NSNumber(value: true) as Any)   // how JSONSerialization boxes true/false
+        func collect(_ v: Any, _ path: [String]) {
+            if let o = v as? [String: Any] { for k in o.keys.sorted() { collect(o[k]!, path + [k]) } }
+            else if let a = v as? [Any] { for (i, e) in a.enumerated() { collect(e, path + ["\(i)"]) } }
+            else if v is NSNumber, type(of: v) != booleanType { numbers.append(path) }
+        }
+        func replace(_ v: Any, _ path: ArraySlice<String>) -> Any {
+            guard let head = path.first else { return 0 }
+            if var o = v as? [String: Any], let child = o[head] { o[head] = replace(child, path.dropFirst()); return o }
+            if var a = v as? [Any], let i = Int(head), a.indices.contains(i) { a[i] = replace(a[i], path.dropFirst()); return a }
+            return v
+        }
+        func value(_ v: Any, _ path: ArraySlice<String>) -> Any {
+            guard let head = path.first else { return v }
+            if let o = v as? [String: Any], let child = o[head] { return value(child, path.dropFirst()) }
+            if let a = v as? [Any], let i = Int(head), a.indices.contains(i) { return value(a[i], path.dropFirst()) }
+            return v
+        }
+        enum Outcome { case stillUnfit, wrongType, gone }
+        func outcome(_ t: Any) -> Outcome {
+            guard let data = try? JSONSerialization.data(withJSONObject: t) else { return .stillUnfit }
+            do { _ = try JSONDecoder().decode(Job.self, from: data); return .gone }
+            catch DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty { return .stillUnfit }
+            catch DecodingError.typeMismatch { return .wrongType }   // 0 where a string or a choice goes: not it
+            catch { return .gone }
+        }
+        collect(tree, [])
+        var working = tree
+        for path in numbers {
+            let trial = replace(working, path[...])
+            switch outcome(trial) {
+            case .stillUnfit: working = trial
+            case .wrongType: continue
+            case .gone: return (path.joined(separator: "."), value(tree, path[...]))
+            }
+        }
+        return nil
     }
 
     /// The first key path (in sorted order) of `value` that `known` does not have.
@@ -286,6 +336,10 @@ extension JobError {
         switch error {
         case .keyNotFound(let key, let context):
             self = .malformed(field: path(context, key), message: "missing (required)")
+        case .typeMismatch(_, let context) where context.debugDescription.contains("number of keys"):
+            // A choice (`codec`, `topology`, …) is an object with one member named after the case.
+            self = .malformed(field: path(context), message: "expected an object with exactly one known case as its key, "
+                              + "such as {\"int8\": {\"chunk\": 256}} or {\"ring\": {}}")
         case .typeMismatch(let type, let context):
             self = .malformed(field: path(context), message: "expected \(Self.jsonName(of: type)): \(context.debugDescription)")
         case .valueNotFound(let type, let context):
