@@ -253,3 +253,135 @@ struct JobValidationTests {
         #expect(throws: JobError.self) { let _: Dataset<Double> = try SyntheticSpec(rows: 3_000_000_000, features: 100_000).generate() }
     }
 }
+
+/// The same rules through the built `shardwise`: an error names the flag that set the value, or
+/// the job file and the field when the file did.
+@Suite("Job validation on the command line")
+struct CommandLineValidationTests {
+    /// `$SHARDWISE_BIN`, else `shardwise` beside the test bundle (`swift build` builds it).
+    static let binary: String? = {
+        let fm = FileManager.default
+        if let p = ProcessInfo.processInfo.environment["SHARDWISE_BIN"], fm.isExecutableFile(atPath: p) { return p }
+        var dirs = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            dirs.insert(URL(fileURLWithPath: exe).deletingLastPathComponent(), at: 0)
+        }
+        for dir in dirs {
+            var d = dir
+            for _ in 0..<3 {
+                let p = d.appendingPathComponent("shardwise").path
+                if fm.isExecutableFile(atPath: p) { return p }
+                d = d.deletingLastPathComponent()
+            }
+        }
+        return nil
+    }()
+
+    /// Runs `shardwise train …` on a tiny problem unless the arguments give one; exit status and stderr.
+    static func train(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        guard let binary else {
+            Issue.record("the shardwise binary is not built: run `swift build` first, or set SHARDWISE_BIN")
+            throw CancellationError()
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        let givesData = arguments.contains { $0.hasPrefix("--synthetic") || $0 == "--job" || $0 == "--data" }
+        p.arguments = ["train", "--quiet"] + (givesData ? [] : ["--synthetic", "n=60,d=3"]) + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["SHARDWISE_MEMORY_LIMIT"] = "24GiB"
+        p.environment = env
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // A generous liveness bound: every case here fails at once or trains 60 rows.
+        let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        watchdog.cancel()
+        return (p.terminationStatus, text)
+    }
+
+    static let refused: [(arguments: [String], says: String)] = [
+        (["--codec", "int8:0"], "--codec int8:0: the int8 chunk must be in 1…"),
+        (["--codec", "int8:-5"], "--codec int8:-5:"),
+        (["--codec", "topk:0"], "--codec topk:0:"),
+        (["--partition", "skewed:-2"], "--partition skewed:-2: the skew ratio"),
+        (["--partition", "skewed:0"], "--partition skewed:0:"),
+        (["--lr", "0"], "--lr 0: the step size must be a positive number"),
+        (["--lambda=-1", "--objective", "ridge"], "--lambda -1.0: λ must be a finite number ≥ 0"),
+        (["--lambda", "0.1"], "--lambda 0.1: least-squares has no ℓ2 term"),
+        (["--nodes", "0"], "--nodes 0: the node count"),
+        (["--iterations", "0"], "--iterations 0:"),
+        (["--momentum", "1"], "--momentum 1.0:"),
+        (["--tolerance", "nan"], "--tolerance nan:"),
+        (["--timeout", "1e300"], "--timeout 1e+300:"),
+        (["--trace-every=-1"], "--trace-every -1: the trace interval must be ≥ 0"),
+        (["--staleness=-1", "--strategy", "ps"], "--staleness -1:"),
+        (["--synthetic", "n=100000,d=100000"], "needs 149 GiB, this machine has 24.0 GiB"),
+        (["--synthetic", "n=3000000000,d=2"], "--synthetic n=3000000000,d=2: the synthetic data"),
+        (["--synthetic", "n=100,d=3,cond=1e300"], "--synthetic n=100,d=3,cond=1e300: cond must be in 1…"),
+        (["--synthetic", "n=1,n=2,d=3"], "'n' is given twice"),
+        (["--synthetic", "n=10,d=2,intercept=2"], "intercept=2: expected 1 or 0"),
+        (["--strategy", "gossip", "--nodes", "2", "--topology", "edges:0--1"], "--topology edges:0--1: '0--1' is not an edge"),
+        (["--strategy", "gossip", "--nodes", "2", "--topology", "edges:0-0"], "--topology edges:0-0: edge 0-0 is a self-loop"),
+        (["--strategy", "gossip", "--nodes", "2", "--topology", "random:0"], "--topology random:0: the degree must be at least 1"),
+        (["--strategy", "gossip", "--nodes", "4", "--topology", "torus:3"], "--topology torus:3:"),
+    ]
+
+    @Test("a bad flag is refused, naming the flag", arguments: refused)
+    func badFlag(arguments: [String], says: String) throws {
+        let (status, stderr) = try Self.train(arguments)
+        #expect(status != 0)
+        #expect(stderr.contains(says), "\(stderr)")
+    }
+
+    /// Writes a job file; its path.
+    static func jobFile(_ members: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("shardwise-job-\(UInt64.random(in: 0...UInt64.max)).json").path
+        try JobValidationTests.json(members, data: #""data":{"synthetic":{"_0":{"rows":60,"features":3}}}"#)
+            .write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    static let refusedFiles: [(json: String, flags: [String], says: String)] = [
+        (#""codec":{"int8":{"chunk":0}}"#, [], ": codec.int8.chunk: the int8 chunk must be in 1…"),
+        (#""partitioning":{"skewed":{"ratio":-2}}"#, [], ": partitioning.skewed.ratio:"),
+        (#""strategy":{"stalness":3}"#, [], ": unknown field 'strategy.stalness'"),
+        (#""nodes":1e30"#, [], ": nodes: 1e+30 does not fit"),
+        // The file's topology is at fault even though --nodes made it so.
+        (#""strategy":{"kind":"gossip","topology":{"torus":{"rows":3}}}"#, ["--nodes", "4"], ": strategy.topology:"),
+    ]
+
+    @Test("a bad job file is refused, naming the file and the field", arguments: refusedFiles)
+    func badJobFile(json: String, flags: [String], says: String) throws {
+        let path = try Self.jobFile(json)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (status, stderr) = try Self.train(["--job", path] + flags)
+        #expect(status != 0)
+        #expect(stderr.contains("--job \(path)\(says)"), "\(stderr)")
+    }
+
+    @Test("a flag overrides a job file's bad value before the rules apply")
+    func flagOverridesFile() throws {
+        let path = try Self.jobFile(#""codec":{"int8":{"chunk":0}}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (status, stderr) = try Self.train(["--job", path, "--codec", "int8:4", "--iterations", "2", "--no-reference"])
+        #expect(status == 0, "\(stderr)")
+    }
+
+    static let warned: [(arguments: [String], says: String)] = [
+        (["--staleness", "2"], "warning: --staleness 2: a staleness bound (2) applies to the parameter server"),
+        (["--strategy", "gossip", "--nodes", "2", "--topology", "disconnected"], "warning: --topology disconnected: on 2 nodes"),
+        (["--strategy", "allreduce", "--async"], "warning: --async: the asynchronous variant applies to gossip only"),
+    ]
+
+    @Test("a surprising flag runs, with a warning on stderr", arguments: warned)
+    func warning(arguments: [String], says: String) throws {
+        let (status, stderr) = try Self.train(arguments + ["--iterations", "2", "--no-reference"])
+        #expect(status == 0, "\(stderr)")
+        #expect(stderr.contains(says), "\(stderr)")
+    }
+}
