@@ -1,3 +1,5 @@
+import Foundation
+
 /// How rows are cut into shards. Shards are contiguous row ranges: a shard is a view, not a copy.
 public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible {
     /// Sizes differ by at most one row.
@@ -39,7 +41,7 @@ public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible 
     public func validate() throws {
         if case .skewed(let r) = self, !(r >= 1 && r <= Self.maximumSkew) {
             throw JobError.invalid(field: "skewed.ratio",
-                                   message: "the skew ratio (last shard ÷ first) must be in 1…\(Self.maximumSkew), got \(r)")
+                                   message: "the skew ratio (last shard ÷ first) must be in 1…\(String(format: "%g", Self.maximumSkew)), got \(r)")
         }
     }
 

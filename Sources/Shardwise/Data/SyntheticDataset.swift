@@ -1,3 +1,5 @@
+import Foundation
+
 /// A seeded, deterministic synthetic linear-regression problem.
 ///
 /// X has unit-variance random entries whose columns are scaled geometrically from 1 down to
@@ -104,11 +106,11 @@ public struct SyntheticSpec: Codable, Sendable, Equatable, CustomStringConvertib
             throw JobError.invalid(field: "features", message: "the feature count d must be at least 1, got \(features)")
         }
         guard noise >= 0, noise <= Self.maximumNoise else {
-            throw JobError.invalid(field: "noise", message: "noise must be in 0…\(Self.maximumNoise), got \(noise)")
+            throw JobError.invalid(field: "noise", message: "noise must be in 0…\(String(format: "%g", Self.maximumNoise)), got \(noise)")
         }
         guard condition >= 1, condition <= Self.maximumCondition else {
             throw JobError.invalid(field: "condition",
-                message: "cond must be in 1…\(Self.maximumCondition) (beyond it the exact solution has no accurate digits), got \(condition)")
+                message: "cond must be in 1…\(String(format: "%g", Self.maximumCondition)) (beyond it the exact solution has no accurate digits), got \(condition)")
         }
     }
 
