@@ -120,7 +120,7 @@ public enum TopologySpec: Codable, Sendable, Equatable, Hashable, CustomStringCo
         case .complete: return MemoryBudget.product([m, max(m - 1, 0)])
         case .star: return MemoryBudget.product([m, 2])
         case .disconnected: return 0
-        case .randomRegular(let k, _): return MemoryBudget.product([m, max(k, 0), 2])
+        case .randomRegular(let k, _): return MemoryBudget.product([m, min(max(k, 0), m), 2])   // k ≥ m is refused anyway
         case .edges(let e): return MemoryBudget.product([e.count, 2])
         }
     }

@@ -36,6 +36,10 @@ extension Job {
             throw JobError.invalid(field: "timeout",
                                    message: "the timeout must be a positive number of seconds, at most \(Int(Self.maximumTimeout)) (a year), got \(timeout)")
         }
+        if case .synthetic(let spec) = data, shardCount > spec.rows {
+            throw JobError.invalid(field: "nodes",
+                                   message: "\(nodes) nodes cut the data into \(shardCount) shards, more than its \(spec.rows) rows")
+        }
         guard traceEvery >= 0 else {
             throw JobError.invalid(field: "traceEvery", message: "the trace interval must be ≥ 0 (0 = automatic), got \(traceEvery)")
         }
