@@ -17,10 +17,32 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Maximum iterations per run.")
     var iterations = 2000
 
-    func run() async throws {
-        let spec = try SyntheticSpec(parsing: synthetic)
+    /// The demo's job, before its variants: the core's rules decide, the flags are named.
+    func baseJob() throws -> Job {
+        let spec: SyntheticSpec
+        do { spec = try SyntheticSpec(parsing: synthetic) } catch let error as JobError {
+            throw ValidationError("--synthetic \(synthetic): \(error.message)")
+        }
         var base = Job(data: .synthetic(spec))
         base.stopping = StoppingRule(maxIterations: iterations, tolerance: 1e-9)
+        var distributed = base
+        distributed.nodes = nodes
+        do {
+            try base.validate()
+            try distributed.validate()
+        } catch let error as JobError {
+            let flag = error.field.hasPrefix("data") ? "--synthetic \(synthetic)"
+                : error.field == "nodes" ? "--nodes \(nodes)" : error.field.hasPrefix("stopping") ? "--iterations \(iterations)" : error.field
+            throw ValidationError("\(flag): \(error.message)")
+        }
+        return base
+    }
+
+    func validate() throws { _ = try baseJob() }
+
+    func run() async throws {
+        let base = try baseJob()
+        guard case .synthetic(let spec) = base.data else { return }
         let problem = try PreparedProblem<Double>(job: base)
         print("problem     \(spec): \(spec.rows) rows × \(spec.features) features, least squares")
         print("reference   LAPACK QR (dgels) in \(formatSeconds(problem.setupSeconds)), L(w*) = \(fmt(problem.optimalLoss ?? .nan))")

@@ -94,6 +94,8 @@ struct JobOptions: ParsableArguments {
     /// The embedded default problem (what `make demo` trains).
     static let defaultSynthetic = "n=20000,d=50,noise=0.1,cond=5,seed=1"
 
+    /// The flags' own shape: what each means is checked by the core (`Job.validate()`) on the
+    /// job they assemble, in `makeJob`, so the rules are written once and a job file obeys them too.
     func validate() throws {
         if data != nil && synthetic != nil {
             throw ValidationError("give either --data or --synthetic, not both")
@@ -101,39 +103,53 @@ struct JobOptions: ParsableArguments {
         if let data, !FileManager.default.fileExists(atPath: data) {
             throw ValidationError("--data \(data): no such file")
         }
-        if let nodes, nodes < 1 { throw ValidationError("--nodes must be at least 1, got \(nodes)") }
-        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
-        if let momentum, !(0..<1).contains(momentum) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
-        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if let lambda, lambda < 0 { throw ValidationError("--lambda must be ≥ 0, got \(lambda)") }
-        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
-        if let lr { _ = try wrap("--lr") { try LearningRate(parsing: lr) } }
-        if let codec { _ = try wrap("--codec") { try CodecSpec(parsing: codec) } }
-        if let topology { _ = try wrap("--topology") { try TopologySpec(parsing: topology) } }
-        if let partition { _ = try wrap("--partition") { try Partitioning(parsing: partition) } }
-        if let synthetic { _ = try wrap("--synthetic") { try SyntheticSpec(parsing: synthetic) } }
-        if let staleness, staleness != "inf", Int(staleness).map({ $0 < 0 }) ?? true {
-            throw ValidationError("--staleness must be a non-negative integer or 'inf', got '\(staleness)'")
-        }
+        // Each spec's parser checks its syntax and then its values (by the core's validate()).
+        if let lr { try flagged("--lr", lr) { _ = try LearningRate(parsing: lr) } }
+        if let codec { try flagged("--codec", codec) { _ = try CodecSpec(parsing: codec) } }
+        if let topology { try flagged("--topology", topology) { _ = try TopologySpec(parsing: topology) } }
+        if let partition { try flagged("--partition", partition) { _ = try Partitioning(parsing: partition) } }
+        if let synthetic { try flagged("--synthetic", synthetic) { _ = try SyntheticSpec(parsing: synthetic) } }
+        if let staleness { try flagged("--staleness", staleness) { _ = try Self.parseStaleness(staleness) } }
     }
 
-    /// The job these flags describe.
+    /// The job these flags describe, validated by the core. Its warnings go to stderr.
+    /// - Throws: `ValidationError` naming the flag that set the bad value, or the job file and
+    ///   the JSON field when the value came from the file.
     func makeJob(defaultNodes: Int = 1) throws -> Job {
         var job: Job
         if let path = self.job {
-            job = try loadJob(path)
+            job = try decodeJob(path)
         } else {
             job = Job(data: .synthetic(try SyntheticSpec(parsing: Self.defaultSynthetic)))
             job.nodes = defaultNodes
         }
+        do {
+            try assemble(into: &job)
+            try job.validate()
+        } catch let error as JobError {
+            throw ValidationError(explain(error))
+        }
+        for warning in job.warnings {
+            FileHandle.standardError.write(Data("warning: \(explain(warning.field, warning.message))\n".utf8))
+        }
+        return job
+    }
+
+    /// Applies each flag given to `job`.
+    private func assemble(into job: inout Job) throws {
         if let data { job.data = .file(path: data, format: format, target: target) }
-        if let synthetic { job.data = .synthetic(try SyntheticSpec(parsing: synthetic)) }
+        if let synthetic { job.data = .synthetic(try flagged("--synthetic", synthetic) { try SyntheticSpec(parsing: synthetic) }) }
         if standardize { job.standardize = true }
         if let precision { job.precision = precision }
         if objective != nil || lambda != nil {
-            job.objective = try Objective(name: objective ?? job.objective.name, lambda: lambda ?? job.objective.lambda)
+            let name = objective ?? job.objective.name
+            // --objective least-squares over a file's ridge drops the file's λ (least squares has none).
+            let l = lambda ?? ((try? Objective(name: name)) == .leastSquares ? 0 : job.objective.lambda)
+            job.objective = try flagged(lambda != nil ? "--lambda" : "--objective", lambda.map { "\($0)" } ?? name) {
+                try Objective(name: name, lambda: l)
+            }
         }
-        if let lr { job.optimizer.learningRate = try LearningRate(parsing: lr) }
+        if let lr { job.optimizer.learningRate = try flagged("--lr", lr) { try LearningRate(parsing: lr) } }
         if let momentum { job.optimizer.momentum = momentum }
         if let batchSize { job.optimizer.batchSize = batchSize }
         if let iterations { job.stopping.maxIterations = iterations }
@@ -141,41 +157,100 @@ struct JobOptions: ParsableArguments {
         if let nodes { job.nodes = nodes }
         if let strategy { job.strategy.kind = strategy }
         if let allReduce { job.strategy.allReduce = allReduce }
-        if let topology { job.strategy.topology = try TopologySpec(parsing: topology) }
-        if let staleness { job.strategy.staleness = staleness == "inf" ? nil : Int(staleness) }
+        if let topology { job.strategy.topology = try flagged("--topology", topology) { try TopologySpec(parsing: topology) } }
+        if let staleness { job.strategy.staleness = try flagged("--staleness", staleness) { try Self.parseStaleness(staleness) } }
         if asynchronous { job.strategy.asynchronous = true }
         if tracking { job.strategy.gradientTracking = true }
-        if let codec { job.codec = try CodecSpec(parsing: codec) }
-        if let partition { job.partitioning = try Partitioning(parsing: partition) }
+        if let codec { job.codec = try flagged("--codec", codec) { try CodecSpec(parsing: codec) } }
+        if let partition { job.partitioning = try flagged("--partition", partition) { try Partitioning(parsing: partition) } }
         if let seed { job.seed = seed }
         if let timeout { job.timeout = timeout }
         if let traceEvery { job.traceEvery = traceEvery }
         if noReference { job.computeReference = false }
-        try job.validate()
-        return job
     }
 
-    private func wrap<T>(_ option: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch { throw ValidationError("\(option): \(error)") }
+    /// `k` or `inf` (nil: unbounded). The range is the core's (`StrategySpec.validate()`).
+    static func parseStaleness(_ text: String) throws -> Int? {
+        if text == "inf" { return nil }
+        guard let k = Int(text) else {
+            throw JobError.invalid(field: "", message: "expected a non-negative integer or 'inf', got '\(text)'")
+        }
+        let spec = StrategySpec(kind: .parameterServer, staleness: k)
+        try spec.validate()
+        return k
+    }
+
+    // MARK: - Naming the flag (or the job file's field) an error is about
+
+    /// Which flag sets each job field, by JSON path prefix, and the text it was given (nil when
+    /// the flag was not on the command line).
+    private var flags: [(field: String, flag: String, given: String?)] {
+        func text<T>(_ v: T?) -> String? { v.map { "\($0)" } }
+        return [
+            ("data.synthetic", "--synthetic", synthetic), ("data.file", "--data", data), ("data", "--data", data),
+            ("standardize", "--standardize", standardize ? "" : nil), ("precision", "--precision", text(precision)),
+            ("partitioning", "--partition", partition),
+            ("objective.ridge.lambda", "--lambda", text(lambda)), ("objective.logistic.lambda", "--lambda", text(lambda)),
+            ("objective", "--objective", objective),
+            ("strategy.kind", "--strategy", text(strategy)), ("strategy.allReduce", "--allreduce", text(allReduce)),
+            ("strategy.staleness", "--staleness", staleness), ("strategy.topology", "--topology", topology),
+            ("strategy.asynchronous", "--async", asynchronous ? "" : nil),
+            ("strategy.gradientTracking", "--tracking", tracking ? "" : nil),
+            ("optimizer.learningRate", "--lr", lr), ("optimizer.momentum", "--momentum", text(momentum)),
+            ("optimizer.batchSize", "--batch-size", text(batchSize)), ("codec", "--codec", codec),
+            ("stopping.maxIterations", "--iterations", text(iterations)), ("stopping.tolerance", "--tolerance", text(tolerance)),
+            ("nodes", "--nodes", text(nodes)), ("seed", "--seed", text(seed)), ("timeout", "--timeout", text(timeout)),
+            ("traceEvery", "--trace-every", text(traceEvery)), ("computeReference", "--no-reference", noReference ? "" : nil),
+        ]
+    }
+
+    /// The message for a problem with `field`: after the flag (and its value) when the flag set
+    /// it, after the job file and the field when the file did, after the flag otherwise (a
+    /// default that another setting made wrong).
+    func explain(_ field: String, _ message: String) -> String {
+        let entry = flags.first { field == $0.field || field.hasPrefix($0.field + ".") }
+        if let entry, let given = entry.given {
+            return given.isEmpty ? "\(entry.flag): \(message)" : "\(entry.flag) \(given): \(message)"
+        }
+        if let path = job { return field.isEmpty ? "--job \(path): \(message)" : "--job \(path): \(field): \(message)" }
+        return entry.map { "\($0.flag): \(message)" } ?? (field.isEmpty ? message : "\(field): \(message)")
+    }
+
+    func explain(_ error: JobError) -> String {
+        if case .unknownField = error, let path = job { return "--job \(path): \(error)" }
+        return explain(error.field, error.message)
+    }
+
+    /// Runs a flag's parser, naming the flag and its text in any error.
+    private func flagged<T>(_ flag: String, _ text: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as JobError {
+            throw ValidationError("\(flag) \(text): \(error.message)")
+        } catch {
+            throw ValidationError("\(flag) \(text): \(error)")
+        }
     }
 }
 
-/// Reads a job file.
-func loadJob(_ path: String) throws -> Job {
+/// Reads a job file strictly (unknown fields are errors), without validating it.
+private func decodeJob(_ path: String) throws -> Job {
     guard let bytes = FileManager.default.contents(atPath: path) else {
         throw ValidationError("--job \(path): cannot read the file")
     }
     do {
-        return try JSONDecoder().decode(Job.self, from: bytes)
-    } catch let DecodingError.dataCorrupted(context) {
-        throw ValidationError("--job \(path): not valid JSON: \(context.debugDescription)")
-    } catch let DecodingError.keyNotFound(key, context) {
-        throw ValidationError("--job \(path): missing '\(key.stringValue)' at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-    } catch let DecodingError.typeMismatch(_, context) {
-        throw ValidationError("--job \(path): wrong type at \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
-    } catch {
+        return try Job(json: bytes)
+    } catch let error as JobError {
         throw ValidationError("--job \(path): \(error)")
     }
+}
+
+/// Reads and validates a job file (a node's job, run as it is).
+/// - Throws: `ValidationError` naming the file and the JSON field.
+func loadJob(_ path: String) throws -> Job {
+    let job = try decodeJob(path)
+    do { try job.validate() } catch let error as JobError {
+        throw ValidationError("--job \(path): \(error)")
+    }
+    return job
 }
 
 /// Writes JSON atomically: to a temporary file beside the target, then renamed over it, so a

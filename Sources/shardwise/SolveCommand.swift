@@ -35,6 +35,18 @@ struct SolveCommand: AsyncParsableCommand {
         if data == nil && synthetic == nil { throw ValidationError("give --data FILE or --synthetic SPEC") }
         if data != nil && synthetic != nil { throw ValidationError("give either --data or --synthetic, not both") }
         if let method, method != "qr" && method != "svd" { throw ValidationError("--method must be qr or svd") }
+        // The rules are the core's; here they are only given the flags' names.
+        do { _ = try Objective(name: objective, lambda: lambda) } catch let error as JobError {
+            throw ValidationError(lambda != 0 ? "--lambda \(lambda): \(error.message)" : "--objective \(objective): \(error.message)")
+        }
+        if let synthetic {
+            do {
+                // X and y, and the float64 copy LAPACK solves on.
+                try SyntheticSpec(parsing: synthetic).checkMemory(scalarWidth: 8, withReference: true)
+            } catch let error as JobError {
+                throw ValidationError("--synthetic \(synthetic): \(error.message)")
+            }
+        }
     }
 
     func run() async throws {

@@ -124,7 +124,7 @@ struct CodecTests {
     @Test("bad codec names are refused with the list of known ones")
     func badNames() {
         for bad in ["float8", "topk", "topk:2", "int8:0"] {
-            #expect(throws: CommunicationError.self) { try CodecSpec(parsing: bad) }
+            #expect(throws: JobError.self) { try CodecSpec(parsing: bad) }
         }
         do { _ = try CodecSpec(parsing: "float8") } catch { #expect("\(error)".contains("float32")) }
     }

@@ -9,19 +9,19 @@ struct DataTests {
     }
 
     @Test("same seed, same bytes; another seed, other bytes", arguments: [Precision.float64, .float32])
-    func determinism(precision: Precision) {
+    func determinism(precision: Precision) throws {
         let a = SyntheticSpec(rows: 500, features: 20, noise: 0.1, condition: 30, seed: 42)
         var b = a
         b.seed = 43
         switch precision {
         case .float64:
-            #expect(bytes(a.generate(Double.self)) == bytes(a.generate(Double.self)))
-            #expect(bytes(a.generate(Double.self)) != bytes(b.generate(Double.self)))
+            #expect(bytes(try a.generate(Double.self)) == bytes(try a.generate(Double.self)))
+            #expect(bytes(try a.generate(Double.self)) != bytes(try b.generate(Double.self)))
         case .float32:
-            #expect(bytes(a.generate(Float.self)) == bytes(a.generate(Float.self)))
-            #expect(bytes(a.generate(Float.self)) != bytes(b.generate(Float.self)))
+            #expect(bytes(try a.generate(Float.self)) == bytes(try a.generate(Float.self)))
+            #expect(bytes(try a.generate(Float.self)) != bytes(try b.generate(Float.self)))
             // Float data is the Double data rounded.
-            let d: Dataset<Double> = a.generate(), f: Dataset<Float> = a.generate()
+            let d: Dataset<Double> = try a.generate(), f: Dataset<Float> = try a.generate()
             #expect(f.y == d.y.map { Float($0) })
         }
     }
@@ -38,7 +38,7 @@ struct DataTests {
     @Test("the condition number is controlled", arguments: [1.0, 10, 100])
     func condition(target: Double) throws {
         let spec = SyntheticSpec(rows: 20_000, features: 10, noise: 0, condition: target, seed: 5)
-        let data: Dataset<Double> = spec.generate()
+        let data: Dataset<Double> = try spec.generate()
         // σ_max/σ_min from the eigenvalues of XᵀX by power iteration on XᵀX and on (λ_max I − XᵀX).
         let s = try LeastSquares.solve(x: data.x.view, y: data.y[...], method: .svd)
         #expect(s.rank == 10)
@@ -52,7 +52,7 @@ struct DataTests {
     @Test("noise-free targets are exactly X·w_true")
     func noiseFree() throws {
         let spec = SyntheticSpec(rows: 200, features: 5, noise: 0, condition: 4, seed: 9, intercept: true)
-        let data: Dataset<Double> = spec.generate()
+        let data: Dataset<Double> = try spec.generate()
         #expect((0..<200).allSatisfy { data.x[$0, 0] == 1 })
         let w = try LeastSquares.solve(x: data.x.view, y: data.y[...]).w
         #expect(relativeError(w, spec.trueWeights) < 1e-10)
@@ -62,9 +62,9 @@ struct DataTests {
     func parsing() throws {
         let s = try SyntheticSpec(parsing: "n=100, d=3, noise=0.5, cond=2, seed=4")
         #expect(s.rows == 100 && s.features == 3 && s.noise == 0.5 && s.condition == 2 && s.seed == 4)
-        #expect(throws: DataError.self) { try SyntheticSpec(parsing: "n=100") }
-        #expect(throws: DataError.self) { try SyntheticSpec(parsing: "n=100,d=3,cond=0.5") }
-        #expect(throws: DataError.self) { try SyntheticSpec(parsing: "n=100,d=3,colour=red") }
+        #expect(throws: JobError.self) { try SyntheticSpec(parsing: "n=100") }
+        #expect(throws: JobError.self) { try SyntheticSpec(parsing: "n=100,d=3,cond=0.5") }
+        #expect(throws: JobError.self) { try SyntheticSpec(parsing: "n=100,d=3,colour=red") }
         do { _ = try SyntheticSpec(parsing: "n=ten,d=3") } catch { #expect("\(error)".contains("n=ten")) }
     }
 

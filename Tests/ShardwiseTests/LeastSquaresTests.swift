@@ -59,7 +59,7 @@ struct LeastSquaresTests {
     @Test("logistic reference: the gradient vanishes at the Newton solution")
     func logistic() throws {
         let spec = SyntheticSpec(rows: 2000, features: 6, noise: 0.5, condition: 2, seed: 3, classification: true)
-        let data: Dataset<Double> = spec.generate()
+        let data: Dataset<Double> = try spec.generate()
         let objective = Objective.logistic(lambda: 1e-3)
         let w = try objective.exactSolution(data)
         let g = naiveGradientSum(x: data.x.view, y: data.y[...], link: .logistic, w: w).gradient

@@ -53,7 +53,7 @@ struct TopologyTests {
         #expect(throws: DataError.self) { try Topology(.randomRegular(degree: 3, seed: 1), nodes: 5) }
         #expect(throws: DataError.self) { try Topology(.torus(rows: 3), nodes: 8) }
         #expect(throws: DataError.self) { try Topology(.edges([[0, 9]]), nodes: 4) }
-        #expect(throws: DataError.self) { try TopologySpec(parsing: "hypercube") }
+        #expect(throws: JobError.self) { try TopologySpec(parsing: "hypercube") }
     }
 
     @Test("parsing", arguments: ["ring", "torus", "torus:2", "complete", "star", "random:3:7", "disconnected", "edges:0-1,1-2"])

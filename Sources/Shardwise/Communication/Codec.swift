@@ -39,6 +39,7 @@ public enum CodecSpec: Codable, Sendable, Equatable, Hashable, CustomStringConve
     public static let names = ["float64", "float32", "float16", "bfloat16", "int8[:CHUNK]", "topk:FRACTION"]
 
     /// Parses `float64`, `float32`, `float16`, `bfloat16`, `int8`, `int8:CHUNK`, `topk:FRACTION`.
+    /// - Throws: `JobError.invalid` (the syntax here, the ranges in `validate()`).
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         let arg = parts.count > 1 ? parts[1] : nil
@@ -49,21 +50,41 @@ public enum CodecSpec: Codable, Sendable, Equatable, Hashable, CustomStringConve
         case "bfloat16", "bf16": self = .bfloat16
         case "int8":
             if let arg {
-                guard let c = Int(arg), c > 0 else {
-                    throw CommunicationError.badPayload("codec '\(text)': the int8 chunk must be a positive integer")
+                guard let c = Int(arg) else {
+                    throw JobError.invalid(field: "", message: "the int8 chunk must be an integer, got '\(arg)'")
                 }
                 self = .int8(chunk: c)
             } else {
                 self = .int8(chunk: CodecSpec.defaultInt8Chunk)
             }
         case "topk", "top-k":
-            guard let arg, let f = Double(arg), f > 0, f <= 1 else {
-                throw CommunicationError.badPayload("codec '\(text)': top-k needs a fraction in (0, 1], e.g. topk:0.01")
+            guard let arg, let f = Double(arg) else {
+                throw JobError.invalid(field: "", message: "top-k needs a fraction in (0, 1], e.g. topk:0.01")
             }
             self = .topK(fraction: f)
         default:
-            throw CommunicationError.badPayload(
-                "unknown codec '\(text)' (known: \(CodecSpec.names.joined(separator: ", ")))")
+            throw JobError.invalid(field: "",
+                message: "unknown codec '\(text)' (known: \(CodecSpec.names.joined(separator: ", ")))")
+        }
+        try validate()
+    }
+
+    /// The largest int8 chunk: a chunk longer than any vector is one scale for the whole vector,
+    /// and the bound keeps `count + chunk − 1` far from overflow.
+    public static let maximumInt8Chunk = 1 << 30
+
+    /// The codec's parameters: the int8 chunk in 1…2³⁰ (a chunk of 0 divides by zero, a negative
+    /// one sizes a negative buffer), the top-k fraction in (0, 1].
+    /// - Throws: `JobError.invalid` naming the JSON field (`int8.chunk`, `topK.fraction`).
+    public func validate() throws {
+        switch self {
+        case .int8(let chunk) where !(1...Self.maximumInt8Chunk).contains(chunk):
+            throw JobError.invalid(field: "int8.chunk",
+                                   message: "the int8 chunk must be in 1…\(Self.maximumInt8Chunk) entries, got \(chunk)")
+        case .topK(let f) where !(f > 0 && f <= 1):
+            throw JobError.invalid(field: "topK.fraction", message: "the top-k fraction must be in (0, 1], got \(f)")
+        default:
+            return
         }
     }
 

@@ -3,8 +3,7 @@ public enum DataLoader {
     public static func load<Scalar: BLASScalar>(_ source: DataSource, as: Scalar.Type = Scalar.self) throws -> Dataset<Scalar> {
         switch source {
         case .synthetic(let spec):
-            try spec.validate()
-            return spec.generate(Scalar.self)
+            return try spec.generate(Scalar.self)
         case .file(let path, let format, let target):
             guard let format = format ?? DataFormat(pathExtension: path) else {
                 throw DataError.invalid(

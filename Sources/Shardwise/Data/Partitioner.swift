@@ -1,3 +1,5 @@
+import Foundation
+
 /// How rows are cut into shards. Shards are contiguous row ranges: a shard is a view, not a copy.
 public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible {
     /// Sizes differ by at most one row.
@@ -13,23 +15,40 @@ public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible 
         }
     }
 
-    /// Parses `balanced` or `skewed:R`.
+    /// Parses `balanced` or `skewed:R` (`skewed` alone is `skewed:4`).
+    /// - Throws: `JobError.invalid` (the syntax here, the range in `validate()`).
     public init(parsing text: String) throws {
         if text == "balanced" { self = .balanced; return }
         if text.hasPrefix("skewed") {
-            let rest = text.dropFirst("skewed".count).drop { $0 == ":" || $0 == "=" }
-            guard let r = Double(rest.isEmpty ? "4" : String(rest)), r >= 1 else {
-                throw DataError.invalid("partitioning '\(text)': the skew ratio must be a number ≥ 1 (e.g. skewed:4)")
+            let rest = text.dropFirst("skewed".count)
+            let number = rest.isEmpty ? "4" : rest.first == ":" || rest.first == "=" ? String(rest.dropFirst()) : ""
+            guard let r = Double(number) else {
+                throw JobError.invalid(field: "", message: "the skew ratio must be a number ≥ 1 (e.g. skewed:4), got '\(text)'")
             }
             self = .skewed(ratio: r)
+            try validate()
             return
         }
-        throw DataError.invalid("partitioning '\(text)': expected 'balanced' or 'skewed:RATIO'")
+        throw JobError.invalid(field: "", message: "expected 'balanced' or 'skewed:RATIO', got '\(text)'")
+    }
+
+    /// The largest skew: the last shard a million times the first is already one shard holding
+    /// nearly everything.
+    public static let maximumSkew = 1e6
+
+    /// The skew ratio is in 1…1e6 (below 1 the weights go negative and the sizes with them).
+    /// - Throws: `JobError.invalid` naming the JSON field `skewed.ratio`.
+    public func validate() throws {
+        if case .skewed(let r) = self, !(r >= 1 && r <= Self.maximumSkew) {
+            throw JobError.invalid(field: "skewed.ratio",
+                                   message: "the skew ratio (last shard ÷ first) must be in 1…\(String(format: "%g", Self.maximumSkew)), got \(r)")
+        }
     }
 
     /// The row ranges of `shards` shards over `rows` rows, in order, covering every row once.
     /// - Throws: `DataError.invalid` when there are more shards than rows or no shards.
     public func ranges(rows: Int, shards: Int) throws -> [Range<Int>] {
+        do { try validate() } catch { throw DataError.invalid("partitioning \(self): \(error)") }
         guard shards > 0 else { throw DataError.invalid("cannot cut data into \(shards) shards") }
         guard shards <= rows else {
             throw DataError.invalid("cannot cut \(rows) rows into \(shards) shards: more shards than rows")

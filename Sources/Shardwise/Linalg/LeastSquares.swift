@@ -186,7 +186,7 @@ public enum LeastSquares {
         }
         throw LinalgError.notConverged(
             "Newton's method for the logistic reference did not converge in \(maxIterations) steps; "
-            + "the classes may be separable (no finite optimum) — add --ridge λ > 0")
+            + "the classes may be separable (no finite optimum) — add an ℓ2 term, --lambda λ > 0")
     }
 
     private static func norm<Scalar: BLASScalar>(_ v: ArraySlice<Scalar>) -> Double {

@@ -38,15 +38,36 @@ public enum Objective: Codable, Sendable, Equatable, CustomStringConvertible {
         lambda > 0 || self != .leastSquares ? "\(name)(λ=\(lambda))" : name
     }
 
-    /// Builds an objective from its CLI name and λ.
+    /// Builds an objective from its CLI name and λ. Least squares takes no λ: with λ > 0 it is
+    /// ridge, and saying so is the caller's business, not a silent switch.
+    /// - Throws: `JobError.invalid` for an unknown name, a λ that `validate()` refuses, or λ ≠ 0
+    ///   with least squares.
     public init(name: String, lambda: Double = 0) throws {
         switch name {
         case "least-squares", "leastsquares", "ls", "ols":
-            self = lambda > 0 ? .ridge(lambda: lambda) : .leastSquares
+            guard lambda == 0 else {
+                throw JobError.invalid(field: "", message: "least-squares has no ℓ2 term; for λ = \(lambda) use ridge (or logistic)")
+            }
+            self = .leastSquares
         case "ridge": self = .ridge(lambda: lambda)
         case "logistic": self = .logistic(lambda: lambda)
         default:
-            throw DataError.invalid("unknown objective '\(name)' (known: least-squares, ridge, logistic)")
+            throw JobError.invalid(field: "", message: "unknown objective '\(name)' (known: least-squares, ridge, logistic)")
+        }
+        try validate()
+    }
+
+    /// λ is a finite number ≥ 0: a negative λ rewards large weights, so the loss has no minimum
+    /// and training "diverges" for a reason no step size can fix.
+    /// - Throws: `JobError.invalid` naming the JSON field (`ridge.lambda`, `logistic.lambda`).
+    public func validate() throws {
+        switch self {
+        case .leastSquares: return
+        case .ridge(let l), .logistic(let l):
+            guard l >= 0, l.isFinite else {
+                throw JobError.invalid(field: "\(self == .ridge(lambda: l) ? "ridge" : "logistic").lambda",
+                                       message: "λ must be a finite number ≥ 0, got \(l)")
+            }
         }
     }
 

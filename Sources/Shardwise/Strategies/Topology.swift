@@ -34,39 +34,95 @@ public enum TopologySpec: Codable, Sendable, Equatable, Hashable, CustomStringCo
 
     /// Parses `ring`, `torus`, `torus:ROWS`, `complete`, `star`, `random:K[:SEED]`, `disconnected`,
     /// `edges:0-1,1-2,…`.
+    /// - Throws: `JobError.invalid` (the syntax here, the rules in `validate()`).
     public init(parsing text: String) throws {
-        let parts = text.split(separator: ":", maxSplits: 2).map(String.init)
+        let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         func int(_ s: String, _ what: String) throws -> Int {
-            guard let v = Int(s), v >= 0 else { throw DataError.invalid("topology '\(text)': \(what) must be a non-negative integer") }
+            guard let v = Int(s), v >= 0 else {
+                throw JobError.invalid(field: "", message: "\(what) must be a non-negative integer, got '\(s)'")
+            }
             return v
         }
         switch parts.first ?? "" {
         case "ring": self = .ring
-        case "torus": self = .torus(rows: parts.count > 1 ? try int(parts[1], "rows") : nil)
+        case "torus": self = .torus(rows: parts.count > 1 ? try int(parts[1], "the torus's row count") : nil)
         case "complete", "full": self = .complete
         case "star": self = .star
         case "disconnected", "none": self = .disconnected
         case "random", "random-regular":
-            guard parts.count > 1 else { throw DataError.invalid("topology '\(text)': expected random:K[:SEED]") }
-            self = .randomRegular(degree: try int(parts[1], "the degree"),
-                                  seed: parts.count > 2 ? UInt64(try int(parts[2], "the seed")) : 1)
+            guard parts.count > 1 else { throw JobError.invalid(field: "", message: "expected random:K[:SEED], got '\(text)'") }
+            let seed: UInt64
+            if parts.count > 2 {
+                guard let s = UInt64(parts[2]) else {
+                    throw JobError.invalid(field: "", message: "the seed must be a non-negative integer, got '\(parts[2])'")
+                }
+                seed = s
+            } else {
+                seed = 1
+            }
+            self = .randomRegular(degree: try int(parts[1], "the degree"), seed: seed)
         case "edges":
-            guard parts.count > 1 else { throw DataError.invalid("topology '\(text)': expected edges:0-1,1-2,…") }
+            guard parts.count > 1 else { throw JobError.invalid(field: "", message: "expected edges:0-1,1-2,…, got '\(text)'") }
             let body = text.dropFirst("edges:".count)
-            self = .edges(try body.split(separator: ",").map { pair in
-                let ends = pair.split(separator: "-").compactMap { Int($0) }
-                guard ends.count == 2 else { throw DataError.invalid("topology '\(text)': '\(pair)' is not an edge a-b") }
-                return ends
+            self = .edges(try body.split(separator: ",", omittingEmptySubsequences: false).map { pair in
+                // Exactly two non-negative integers: "0--1", "-1-2" and "0-" are not edges.
+                let ends = pair.split(separator: "-", omittingEmptySubsequences: false)
+                guard ends.count == 2, let a = Int(ends[0]), let b = Int(ends[1]), a >= 0, b >= 0 else {
+                    throw JobError.invalid(field: "", message: "'\(pair)' is not an edge a-b of two ranks")
+                }
+                return [a, b]
             })
         default:
-            throw DataError.invalid(
-                "unknown topology '\(text)' (known: ring, torus[:ROWS], complete, star, random:K[:SEED], disconnected, edges:a-b,…)")
+            throw JobError.invalid(field: "",
+                message: "unknown topology '\(text)' (known: ring, torus[:ROWS], complete, star, random:K[:SEED], disconnected, edges:a-b,…)")
+        }
+        try validate()
+    }
+
+    /// The rules that hold on any node count.
+    /// - Throws: `JobError.invalid` naming the JSON field (`torus.rows`, `randomRegular.degree`, `edges._0`).
+    public func validate() throws {
+        switch self {
+        case .torus(let rows?) where rows < 1:
+            throw JobError.invalid(field: "torus.rows", message: "a torus needs at least 1 row, got \(rows)")
+        case .randomRegular(let k, _) where k < 1:
+            throw JobError.invalid(field: "randomRegular.degree",
+                                   message: "the degree must be at least 1, got \(k) (a 0-regular graph has no edges: say 'disconnected' if that is meant)")
+        case .edges(let edges):
+            for e in edges {
+                guard e.count == 2, e[0] >= 0, e[1] >= 0 else {
+                    throw JobError.invalid(field: "edges._0", message: "an edge is two ranks [a, b], got \(e)")
+                }
+                guard e[0] != e[1] else {
+                    throw JobError.invalid(field: "edges._0",
+                                           message: "edge \(e[0])-\(e[1]) is a self-loop (a node always keeps its own model)")
+                }
+            }
+        default:
+            return
         }
     }
 
-    /// Checks the topology can be built on `nodes` nodes.
+    /// Checks the topology can be built on `nodes` nodes (and its neighbour lists fit in memory).
+    /// - Throws: `JobError.invalid`.
     public func validate(nodes: Int) throws {
-        _ = try Topology(self, nodes: nodes)
+        try validate()
+        do { _ = try Topology(self, nodes: nodes) } catch let error as DataError {
+            throw JobError.invalid(field: "", message: "\(error)")
+        }
+    }
+
+    /// Neighbour-list entries the graph has on `m` nodes (an upper bound for random graphs, whose
+    /// drawing also holds k·m stubs), or nil on overflow.
+    func neighbourEntries(nodes m: Int) -> Int? {
+        switch self {
+        case .ring, .torus: return MemoryBudget.product([m, 4])
+        case .complete: return MemoryBudget.product([m, max(m - 1, 0)])
+        case .star: return MemoryBudget.product([m, 2])
+        case .disconnected: return 0
+        case .randomRegular(let k, _): return MemoryBudget.product([m, min(max(k, 0), m), 2])   // k ≥ m is refused anyway
+        case .edges(let e): return MemoryBudget.product([e.count, 2])
+        }
     }
 }
 
@@ -77,6 +133,10 @@ public struct Topology: Sendable, Equatable {
     public let neighbours: [[Int]]
 
     public init(_ spec: TopologySpec, nodes m: Int) throws {
+        guard m >= 1 else { throw DataError.invalid("a topology needs at least 1 node, got \(m)") }
+        // A set entry and a sorted-array entry per neighbour: about 48 bytes each.
+        try MemoryBudget.check(elements: spec.neighbourEntries(nodes: m) ?? -1, bytesPerElement: 48,
+                               what: "the \(spec) graph on \(m) nodes")
         nodes = m
         var adj = [Set<Int>](repeating: [], count: m)
         func link(_ a: Int, _ b: Int) {
@@ -177,6 +237,18 @@ public struct Topology: Sendable, Equatable {
         var seen: Set<Int> = [0], stack = [0]
         while let v = stack.popLast() { for u in neighbours[v] where seen.insert(u).inserted { stack.append(u) } }
         return seen.count == nodes
+    }
+
+    /// How many connected parts the graph has (1 when connected).
+    public var components: Int {
+        var seen = [Bool](repeating: false, count: nodes), count = 0
+        for start in 0..<nodes where !seen[start] {
+            count += 1
+            seen[start] = true
+            var stack = [start]
+            while let v = stack.popLast() { for u in neighbours[v] where !seen[u] { seen[u] = true; stack.append(u) } }
+        }
+        return count
     }
 
     static func squarestFactor(_ m: Int) throws -> Int {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where a job's data comes from.
 public enum DataSource: Codable, Sendable, Equatable, CustomStringConvertible {
     /// A generated problem (seeded, deterministic).
@@ -44,10 +46,18 @@ public enum LearningRate: Codable, Sendable, Equatable, CustomStringConvertible 
 
     public init(parsing text: String) throws {
         if text == "auto" { self = .auto; return }
-        guard let v = Double(text), v > 0, v.isFinite else {
-            throw DataError.invalid("learning rate '\(text)': expected 'auto' or a positive number")
+        guard let v = Double(text) else {
+            throw JobError.invalid(field: "", message: "expected 'auto' or a positive number, got '\(text)'")
         }
         self = .fixed(v)
+        try validate()
+    }
+
+    /// A fixed step must be a positive finite number (0 never moves; a negative step climbs).
+    public func validate() throws {
+        if case .fixed(let v) = self, !(v > 0 && v.isFinite) {
+            throw JobError.invalid(field: "fixed._0", message: "the step size must be a positive number (or 'auto'), got \(v)")
+        }
     }
 
     public var description: String {
@@ -148,26 +158,6 @@ public struct Job: Codable, Sendable, Equatable {
 
     public init(data: DataSource) { self.data = data }
 
-    /// Checks what can be checked without the data.
-    public func validate() throws {
-        guard nodes >= 1 else { throw DataError.invalid("--nodes must be at least 1, got \(nodes)") }
-        guard stopping.maxIterations >= 1 else {
-            throw DataError.invalid("--iterations must be at least 1, got \(stopping.maxIterations)")
-        }
-        guard stopping.tolerance >= 0 else { throw DataError.invalid("--tolerance must be ≥ 0") }
-        guard optimizer.momentum >= 0 && optimizer.momentum < 1 else {
-            throw DataError.invalid("--momentum must be in [0, 1), got \(optimizer.momentum)")
-        }
-        if let b = optimizer.batchSize, b < 1 { throw DataError.invalid("--batch-size must be ≥ 1, got \(b)") }
-        if let s = strategy.staleness, s < 0 { throw DataError.invalid("--staleness must be ≥ 0, got \(s)") }
-        guard timeout > 0 else { throw DataError.invalid("--timeout must be positive") }
-        if case .synthetic(let spec) = data { try spec.validate() }
-        if strategy.gradientTracking && strategy.asynchronous {
-            throw DataError.invalid("gossip gradient tracking (--tracking) needs synchronous rounds; drop --async")
-        }
-        try strategy.topology.validate(nodes: strategy.kind == .gossip ? nodes : max(nodes, 1))
-    }
-
     /// Iterations between trace points.
     public var effectiveTraceEvery: Int {
         traceEvery > 0 ? traceEvery : max(1, stopping.maxIterations / 500)
@@ -232,5 +222,142 @@ extension Job {
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
         traceEvery = try c.decodeIfPresent(Int.self, forKey: .traceEvery) ?? traceEvery
         computeReference = try c.decodeIfPresent(Bool.self, forKey: .computeReference) ?? computeReference
+    }
+}
+
+// MARK: - Reading a job file
+
+extension Job {
+    /// Decodes a job file strictly, without validating it (flags may still override it; call
+    /// `validate()` on the job that will run). Every key in the file must be one a job has: a
+    /// misspelt key would otherwise be ignored in silence and its default used.
+    ///
+    /// The check compares the file with the job re-encoded: every key of the file must reappear
+    /// at the same path (a `null` value, which decodes as absent, is allowed anywhere). So the
+    /// decoders stay the plain `Codable` ones and the list of known fields cannot drift from them.
+    /// - Throws: `JobError.malformed` (not JSON, a missing or mistyped field),
+    ///   `JobError.unknownField` with the field's path.
+    public init(json bytes: Data) throws {
+        let tree: Any
+        do {
+            tree = try JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])
+        } catch {
+            throw JobError.malformed(field: "", message: "not valid JSON: \(error.localizedDescription)")
+        }
+        guard tree is [String: Any] else {
+            throw JobError.malformed(field: "", message: "a job is a JSON object ({\"data\": …}), not \(type(of: tree))")
+        }
+        do {
+            self = try JSONDecoder().decode(Job.self, from: bytes)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            // Foundation reports a number that does not fit its field (1e30 for an Int, -1 for a
+            // seed) as "not valid JSON", with no path, although the text parsed: find the field.
+            if let (path, value) = Self.unfitNumber(in: tree) {
+                throw JobError.malformed(field: path, message: "\(value) does not fit this field (an integer in range, or a number, is expected)")
+            }
+            throw JobError.malformed(field: "", message: context.debugDescription)
+        } catch let error as DecodingError {
+            throw JobError(decoding: error)
+        }
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let known = try JSONSerialization.jsonObject(with: encoder.encode(self), options: [.fragmentsAllowed])
+        if let path = Self.firstUnknownKey(in: tree, known: known, path: "") { throw JobError.unknownField(path) }
+    }
+
+    /// The number that makes the decoder fail although the JSON parsed: each number of the file in
+    /// turn (in path order) is set to 0, which fits every numeric field, until the failure goes.
+    private static func unfitNumber(in tree: Any) -> (path: String, value: Any)? {
+        var numbers: [[String]] = []
+        let booleanType = type(of: NSNumber(value: true) as Any)   // how JSONSerialization boxes true/false
+        func collect(_ v: Any, _ path: [String]) {
+            if let o = v as? [String: Any] { for k in o.keys.sorted() { collect(o[k]!, path + [k]) } }
+            else if let a = v as? [Any] { for (i, e) in a.enumerated() { collect(e, path + ["\(i)"]) } }
+            else if v is NSNumber, type(of: v) != booleanType { numbers.append(path) }
+        }
+        func replace(_ v: Any, _ path: ArraySlice<String>) -> Any {
+            guard let head = path.first else { return 0 }
+            if var o = v as? [String: Any], let child = o[head] { o[head] = replace(child, path.dropFirst()); return o }
+            if var a = v as? [Any], let i = Int(head), a.indices.contains(i) { a[i] = replace(a[i], path.dropFirst()); return a }
+            return v
+        }
+        func value(_ v: Any, _ path: ArraySlice<String>) -> Any {
+            guard let head = path.first else { return v }
+            if let o = v as? [String: Any], let child = o[head] { return value(child, path.dropFirst()) }
+            if let a = v as? [Any], let i = Int(head), a.indices.contains(i) { return value(a[i], path.dropFirst()) }
+            return v
+        }
+        enum Outcome { case stillUnfit, wrongType, gone }
+        func outcome(_ t: Any) -> Outcome {
+            guard let data = try? JSONSerialization.data(withJSONObject: t) else { return .stillUnfit }
+            do { _ = try JSONDecoder().decode(Job.self, from: data); return .gone }
+            catch DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty { return .stillUnfit }
+            catch DecodingError.typeMismatch { return .wrongType }   // 0 where a string or a choice goes: not it
+            catch { return .gone }
+        }
+        collect(tree, [])
+        var working = tree
+        for path in numbers {
+            let trial = replace(working, path[...])
+            switch outcome(trial) {
+            case .stillUnfit: working = trial
+            case .wrongType: continue
+            case .gone: return (path.joined(separator: "."), value(tree, path[...]))
+            }
+        }
+        return nil
+    }
+
+    /// The first key path (in sorted order) of `value` that `known` does not have.
+    private static func firstUnknownKey(in value: Any, known: Any, path: String) -> String? {
+        if let object = value as? [String: Any] {
+            let knownObject = known as? [String: Any] ?? [:]
+            for key in object.keys.sorted() where !(object[key] is NSNull) {
+                let here = path.isEmpty ? key : "\(path).\(key)"
+                guard let k = knownObject[key] else { return here }
+                if let found = firstUnknownKey(in: object[key]!, known: k, path: here) { return found }
+            }
+        } else if let array = value as? [Any], let knownArray = known as? [Any] {
+            for (i, element) in array.enumerated() where i < knownArray.count {
+                if let found = firstUnknownKey(in: element, known: knownArray[i], path: "\(path).\(i)") { return found }
+            }
+        }
+        return nil
+    }
+}
+
+extension JobError {
+    /// A decoding error as a job error naming the field's path.
+    init(decoding error: DecodingError) {
+        func path(_ context: DecodingError.Context, _ key: CodingKey? = nil) -> String {
+            (context.codingPath + (key.map { [$0] } ?? [])).map { $0.intValue.map(String.init) ?? $0.stringValue }
+                .joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            self = .malformed(field: path(context, key), message: "missing (required)")
+        case .typeMismatch(_, let context) where context.debugDescription.contains("number of keys"):
+            // A choice (`codec`, `topology`, …) is an object with one member named after the case.
+            self = .malformed(field: path(context), message: "expected an object with exactly one known case as its key, "
+                              + "such as {\"int8\": {\"chunk\": 256}} or {\"ring\": {}}")
+        case .typeMismatch(let type, let context):
+            self = .malformed(field: path(context), message: "expected \(Self.jsonName(of: type)): \(context.debugDescription)")
+        case .valueNotFound(let type, let context):
+            self = .malformed(field: path(context), message: "expected \(Self.jsonName(of: type)), found null")
+        case .dataCorrupted(let context):
+            self = .malformed(field: path(context), message: context.debugDescription)
+        @unknown default:
+            self = .malformed(field: "", message: "\(error)")
+        }
+    }
+
+    private static func jsonName(of type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is UInt64.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        case is String.Type: return "a string"
+        default: return "\(type)"
+        }
     }
 }

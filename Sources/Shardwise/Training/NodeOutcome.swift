@@ -47,13 +47,50 @@ public struct NodeOutcome: Codable, Sendable {
     }
 }
 
-/// The training diverged: the loss became NaN/∞ or grew. Names the step size.
+/// The training diverged. Which of three things happened decides whom the message blames:
+///
+/// - the gradient was NaN/∞ at the first check (iteration 0), before the step size could matter:
+///   the data or the starting model is at fault (`PreparedProblem` refuses non-finite data and a
+///   non-finite gradient at w = 0 before training, so this is a starting model given to resume);
+/// - the gradient became NaN/∞ later, or grew 10⁸-fold: the step is too large for the problem.
+///
+/// (A negative λ, whose loss has no minimum, never gets here: `Objective.validate()` refuses it.)
 public struct DivergenceError: Error, CustomStringConvertible {
     public var iteration: Int
     public var learningRate: Double
     public var gradientNorm: Double
+
+    public init(iteration: Int, learningRate: Double, gradientNorm: Double) {
+        self.iteration = iteration
+        self.learningRate = learningRate
+        self.gradientNorm = gradientNorm
+    }
+
+    public enum Cause: Sendable, Equatable {
+        /// Not finite where no step has yet been taken: the data or the starting model.
+        case notFiniteAtStart
+        /// Became NaN/∞ after some steps.
+        case notFinite
+        /// Grew 10⁸-fold from its first value.
+        case growing
+    }
+
+    public var cause: Cause {
+        if gradientNorm.isFinite { return .growing }
+        return iteration == 0 ? .notFiniteAtStart : .notFinite
+    }
+
     public var description: String {
-        "training diverged at iteration \(iteration) (gradient norm \(gradientNorm)) with step size \(learningRate): "
-            + "the step is too large for this problem — try --lr auto, or a smaller --lr"
+        switch cause {
+        case .notFiniteAtStart:
+            return "training cannot start: the gradient at the starting model is \(gradientNorm) (iteration 0, before any step): "
+                + "the data or the starting model holds values too large (or NaN) — the step size is not the cause"
+        case .notFinite:
+            return "training diverged at iteration \(iteration): the gradient became \(gradientNorm) with step size \(learningRate): "
+                + "the step is too large for this problem — try --lr auto, or a smaller --lr"
+        case .growing:
+            return "training diverged at iteration \(iteration): the gradient norm grew to \(gradientNorm) with step size \(learningRate): "
+                + "the step is too large for this problem — try --lr auto, or a smaller --lr"
+        }
     }
 }

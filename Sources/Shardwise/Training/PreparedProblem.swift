@@ -26,6 +26,8 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         } else {
             standardization = nil
         }
+        try data.checkFinite()
+        try Self.checkStartingPoint(data, objective: job.objective)
         dataset = data
         shards = try data.shards(job.shardCount, partitioning: job.partitioning)
         if job.computeReference {
@@ -121,7 +123,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
             trace: trace, perNode: perNode, staleness: staleness,
             totalBytesSent: perNode.reduce(0) { $0 + $1.bytesSent },
             totalMessages: perNode.reduce(0) { $0 + $1.messagesSent },
-            speedup: nil, notes: sorted.flatMap(\.notes))
+            speedup: nil, notes: job.warnings.map(\.description) + sorted.flatMap(\.notes))
     }
 
     /// Mean of models and √(1/m·Σ|xᵢ − x̄|²).

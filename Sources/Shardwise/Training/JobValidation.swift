@@ -1,0 +1,122 @@
+/// The rules a job obeys before it runs: the one copy of them. Each part checks its own fields
+/// (`CodecSpec.validate()`, `Partitioning.validate()`, `SyntheticSpec.validate()`, …); the job
+/// puts each part's errors under the part's JSON path and adds the rules that tie parts together.
+/// The command line, the socket and MPI nodes and the simulator all call `Job.validate()` on the
+/// job they assembled, so a job file is held to exactly what the flags are.
+extension Job {
+    /// Upper bound on `nodes`: a million ranks is far beyond any backend here (the simulator runs
+    /// thousands), and the bound keeps per-rank tables (`[Int](repeating:count: nodes)`) small.
+    public static let maximumNodes = 1_000_000
+    /// Upper bound on `timeout`, in seconds (a year): larger values overflow the clocks'
+    /// nanosecond arithmetic, and "never" is not a timeout.
+    public static let maximumTimeout = 365.0 * 24 * 3600
+
+    /// Checks everything that can be checked without the data.
+    /// - Throws: `JobError` naming the field at fault by its JSON path.
+    public func validate() throws {
+        switch data {
+        case .synthetic(let spec):
+            try JobError.within("data.synthetic._0") { try spec.validate() }
+            try JobError.within("data.synthetic._0") {
+                try spec.checkMemory(scalarWidth: precision == .float32 ? 4 : 8, withReference: computeReference)
+            }
+        case .file(let path, _, _):
+            guard !path.isEmpty else { throw JobError.invalid(field: "data.file.path", message: "the data file path is empty") }
+        }
+        try JobError.within("partitioning") { try partitioning.validate() }
+        try JobError.within("objective") { try objective.validate() }
+        try JobError.within("optimizer") { try optimizer.validate() }
+        try JobError.within("codec") { try codec.validate() }
+        try JobError.within("stopping") { try stopping.validate() }
+        try JobError.within("strategy") { try strategy.validate() }
+        guard (1...Self.maximumNodes).contains(nodes) else {
+            throw JobError.invalid(field: "nodes", message: "the node count must be in 1…\(Self.maximumNodes), got \(nodes)")
+        }
+        guard timeout > 0, timeout <= Self.maximumTimeout else {
+            throw JobError.invalid(field: "timeout",
+                                   message: "the timeout must be a positive number of seconds, at most \(Int(Self.maximumTimeout)) (a year), got \(timeout)")
+        }
+        if case .synthetic(let spec) = data, shardCount > spec.rows {
+            throw JobError.invalid(field: "nodes",
+                                   message: "\(nodes) nodes cut the data into \(shardCount) shards, more than its \(spec.rows) rows")
+        }
+        guard traceEvery >= 0 else {
+            throw JobError.invalid(field: "traceEvery", message: "the trace interval must be ≥ 0 (0 = automatic), got \(traceEvery)")
+        }
+        // The graph is built only where it is used: a complete graph on many nodes is large.
+        if strategy.kind == .gossip {
+            try JobError.within("strategy.topology") { try strategy.topology.validate(nodes: nodes) }
+        }
+    }
+
+    /// Settings that are allowed but probably not meant: each is harmless (the run does what the
+    /// rest of the job says) but surprising. The CLI prints them; the report keeps them as notes.
+    public var warnings: [JobWarning] {
+        var out: [JobWarning] = []
+        let kind = strategy.kind
+        if kind != .parameterServer, let s = strategy.staleness {
+            out.append(JobWarning(field: "strategy.staleness",
+                                  message: "a staleness bound (\(s)) applies to the parameter server (ps) only; \(kind) ignores it"))
+        }
+        if kind != .gossip {
+            if strategy.asynchronous {
+                out.append(JobWarning(field: "strategy.asynchronous",
+                                      message: "the asynchronous variant applies to gossip only; \(kind) ignores it"))
+            }
+            if strategy.gradientTracking {
+                out.append(JobWarning(field: "strategy.gradientTracking",
+                                      message: "gradient tracking applies to gossip only; \(kind) ignores it"))
+            }
+            if strategy.topology != .ring {
+                out.append(JobWarning(field: "strategy.topology",
+                                      message: "a topology (\(strategy.topology)) applies to gossip only; \(kind) ignores it"))
+            }
+        } else if nodes > 1, let graph = try? Topology(strategy.topology, nodes: nodes), graph.components > 1 {
+            out.append(JobWarning(field: "strategy.topology",
+                                  message: "on \(nodes) nodes this graph falls into \(graph.components) parts that never exchange models: "
+                                      + "gossip cannot converge to one model (nor to w*); each part fits its own shards until the iteration limit"))
+        }
+        return out
+    }
+}
+
+extension OptimizerSpec {
+    public func validate() throws {
+        try JobError.within("learningRate") { try learningRate.validate() }
+        guard momentum >= 0, momentum < 1 else {
+            throw JobError.invalid(field: "momentum", message: "the momentum β must be in [0, 1), got \(momentum)")
+        }
+        if let b = batchSize, b < 1 {
+            throw JobError.invalid(field: "batchSize", message: "the mini-batch must hold at least 1 row, got \(b)")
+        }
+    }
+}
+
+extension StoppingRule {
+    public func validate() throws {
+        guard maxIterations >= 1 else {
+            throw JobError.invalid(field: "maxIterations", message: "the iteration limit must be at least 1, got \(maxIterations)")
+        }
+        guard tolerance >= 0, tolerance.isFinite else {
+            throw JobError.invalid(field: "tolerance", message: "the tolerance must be a finite number ≥ 0 (0 disables it), got \(tolerance)")
+        }
+    }
+}
+
+extension StrategySpec {
+    /// Upper bound on a finite staleness: beyond it a bound never binds (nil is "unbounded").
+    public static let maximumStaleness = 1 << 30
+
+    /// The strategy's own rules; the topology's fit to the node count is the job's to check.
+    public func validate() throws {
+        if let s = staleness, !(0...Self.maximumStaleness).contains(s) {
+            throw JobError.invalid(field: "staleness",
+                                   message: "the staleness bound must be in 0…\(Self.maximumStaleness) (or unbounded), got \(s)")
+        }
+        try JobError.within("topology") { try topology.validate() }
+        if kind == .gossip && gradientTracking && asynchronous {
+            throw JobError.invalid(field: "gradientTracking",
+                                   message: "gossip gradient tracking needs synchronous rounds, not the asynchronous variant")
+        }
+    }
+}
