@@ -47,7 +47,7 @@ public enum MemoryBudget {
     /// "74.5 GiB", "512 MiB": binary units, as `free -h` prints them.
     public static func format(_ bytes: Int) -> String {
         let b = Double(bytes)
-        let units: [(Double, String)] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        let units: [(Double, String)] = [(0x1p40, "TiB"), (0x1p30, "GiB"), (0x1p20, "MiB"), (0x1p10, "KiB")]
         for (scale, name) in units where b >= scale {
             return String(format: b / scale >= 100 ? "%.0f" : "%.1f", b / scale) + " " + name
         }
