@@ -19,6 +19,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         let start = MonotonicClock.now()
         self.job = job
         var data = try loaded ?? DataLoader.load(job.data, as: Scalar.self)
+        try data.validateTargets(for: job.objective)
         if job.standardize {
             let (s, standardised) = Standardization.fit(data)
             standardization = s
