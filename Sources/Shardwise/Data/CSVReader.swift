@@ -378,8 +378,8 @@ final class ReaderFile: ChunkSource {
         case S_IFSOCK: kind = "a socket"
         default: kind = "not a regular file"
         }
-        throw DataError.unreadable(
-            file: path, reason: "it is \(kind); data must be a regular file (copy a pipe's output to a file first)")
+        let advice = (mode & S_IFMT) == S_IFIFO || (mode & S_IFMT) == S_IFCHR ? " (copy a pipe's output to a file first)" : ""
+        throw DataError.unreadable(file: path, reason: "it is \(kind); data must be a regular file\(advice)")
     }
 
     deinit { close(fd) }
