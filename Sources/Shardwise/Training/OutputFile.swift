@@ -42,8 +42,9 @@ public enum OutputFileError: Error, CustomStringConvertible, Equatable {
 /// - A symbolic link is followed, and the file it names is replaced (the link stays a link); the
 ///   temporary file is made in the real file's directory, so the final `rename` is atomic.
 /// - A file with several hard links is written in place (a rename would split the link and leave
-///   the other names stale). That write is not atomic, which is the price of keeping the link; the
-///   bytes are all in hand before the file is touched.
+///   the other names stale), and so is a writable file in a directory that is not. That write is
+///   not atomic, which is the price of keeping the link; the bytes are all in hand before the file
+///   is touched.
 /// - Directories, devices, FIFOs and sockets are refused by name.
 /// - The temporary file has no name while it is written (`O_TMPFILE`, where the kernel and the
 ///   file system have it), so a run killed mid-write leaves nothing behind; it gets a name only
@@ -87,7 +88,8 @@ public enum OutputFile {
         let target = try resolve(path, option: option)
         func failed(_ reason: String) -> OutputFileError { .writeFailed(option: option, path: path, reason: reason) }
 
-        if let info = target.existing, info.st_nlink > 1 {
+        // In place: a hard-linked file, or one whose directory admits no temporary file.
+        if let info = target.existing, info.st_nlink > 1 || access(target.directory, W_OK | X_OK) != 0 {
             try writeInPlace(bytes, to: target.path, failed: failed)
             return
         }
