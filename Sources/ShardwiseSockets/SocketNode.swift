@@ -198,11 +198,11 @@ public struct Checkpoint: Codable, Sendable {
         return c
     }
 
-    /// Writes atomically (a temporary file renamed over the target).
+    /// Writes atomically through `OutputFile` (whole or not at all, through symbolic links).
     public func write(to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try OutputFile.writeAtomically(Array(try encoder.encode(self)), to: path)
     }
 }
 

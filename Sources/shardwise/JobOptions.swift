@@ -253,17 +253,11 @@ func loadJob(_ path: String) throws -> Job {
     return job
 }
 
-/// Writes JSON atomically: to a temporary file beside the target, then renamed over it, so a
-/// failed run never leaves half a file.
+/// Writes JSON through `OutputFile`: whole or not at all, through symbolic links, never over a
+/// device or directory (the path was checked at start with `OutputFile.check`).
 func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    let data = try encoder.encode(value)
-    let url = URL(fileURLWithPath: path)
-    do {
-        try data.write(to: url, options: .atomic)
-    } catch {
-        throw ValidationError("cannot write \(path): \(error.localizedDescription)")
-    }
+    try OutputFile.writeAtomically(Array(try encoder.encode(value)), to: path)
 }

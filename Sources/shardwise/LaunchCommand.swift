@@ -54,6 +54,8 @@ struct LaunchCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
+        try OutputFile.check(path: report, option: "--report")
+        try OutputFile.check(path: checkpoint, option: "--checkpoint")
         let job = try options.makeJob(defaultNodes: 2)
         let printer = ProgressPrinter(quiet: quiet)
         let result: TrainingReport

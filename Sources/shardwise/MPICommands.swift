@@ -321,6 +321,7 @@ struct MPIBenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try OutputFile.check(path: json, option: "--json")
         #if MPI
         let counts = try self.counts.split(separator: ",").map { text -> Int in
             guard let n = Double(text), n >= 1 else { throw ValidationError("--counts: '\(text)' is not a count") }

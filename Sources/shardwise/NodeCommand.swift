@@ -116,6 +116,9 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if rank ?? 0 == 0 { try OutputFile.check(path: report, option: "--report") }   // rank 0 writes (every MPI rank checks)
+        if rank ?? 0 == 0 { try OutputFile.check(path: checkpoint, option: "--checkpoint") }
+        if rank ?? 0 == 0 { try OutputFile.check(path: portFile, option: "--port-file") }
         bootstrapLogging(logLevel)
         if let blasThreads { BLASThreading.set(threads: blasThreads) }
         let job = try loadJob(self.job)

@@ -112,6 +112,8 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try OutputFile.check(path: csv, option: "--csv")
+        try OutputFile.check(path: json, option: "--json")
         let job = try jobOptions().makeJob()
         let counts = try SimulationUnits.nodeCounts(nodes)
         let (rows, features) = try shape(of: job)
@@ -217,11 +219,7 @@ func formatRate(_ bytesPerSecond: Double) -> String {
     return String(format: "%.3g kbit/s", bits / 1e3)
 }
 
-/// Writes text atomically (a temporary file beside the target, renamed over it).
+/// Writes text through `OutputFile` (whole or not at all, through symbolic links).
 func writeAtomically(_ text: String, to path: String) throws {
-    do {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw ValidationError("cannot write \(path): \(error.localizedDescription)")
-    }
+    try OutputFile.writeAtomically(text, to: path)
 }

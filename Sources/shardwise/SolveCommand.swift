@@ -56,6 +56,8 @@ struct SolveCommand: AsyncParsableCommand {
         var dataset = try DataLoader.load(source, as: Double.self)
         var standardization: Standardization?
         if standardize { (standardization, dataset) = Standardization.fit(dataset) }
+        try dataset.validateTargets(for: obj)
+        try LeastSquares.checkWorkspace(rows: dataset.rows, columns: dataset.features, ridge: obj.lambda, as: Double.self, what: dataset.source)
         let start = MonotonicClock.now()
         var rank = dataset.features
         var methodUsed = "newton+gelsd"

@@ -30,6 +30,7 @@ struct TrainCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
+        try OutputFile.check(path: report, option: "--report")
         let job = try options.makeJob()
         let backend = try makeBackend(backend)
         let printer = ProgressPrinter(quiet: quiet)

@@ -210,7 +210,8 @@ struct CSVReaderTests {
         Bad(name: "negative target index", text: "1,2,3\n", target: "-1", location: nil, says: "target column -1 is out of range"),
         Bad(name: "target name without header", text: "1,2,3\n", target: "y", location: nil,
             says: "target 'y' is not a column index, and the file has no header"),
-        Bad(name: "ambiguous target name", text: "a,a,y\n1,2,3\n", target: "a", location: nil, says: "target 'a' is ambiguous"),
+        Bad(name: "duplicate header name", text: "a,a,y\n1,2,3\n", target: "a", location: "line 1",
+            says: "columns 1 and 2 are both named 'a'; header names must be unique"),
         Bad(name: "empty file", text: "", location: "line 1", says: "the file is empty"),
         Bad(name: "only blank lines", text: "\n  \n\r\n", location: "line 1", says: "the file is empty"),
         Bad(name: "header only", text: "a,b,y\n\n", location: "line 1", says: "no data rows after the header"),
@@ -266,7 +267,7 @@ struct CSVReaderTests {
     @Test func directoryIsUnreadable() throws {
         let dir = try scratchDirectory()
         let error = dataError { try CSVReader.read(path: dir, target: nil) }
-        #expect(error == .unreadable(file: dir, reason: "it is a directory"))
+        #expect(error == .unreadable(file: dir, reason: "it is a directory; data must be a regular file"))
     }
 
     /// Tiny read chunks: records longer than a chunk, quotes and CRLF split across chunk boundaries.

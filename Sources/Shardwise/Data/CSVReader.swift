@@ -51,7 +51,7 @@ public enum CSVReader {
 
     static func parse(
         source: some ChunkSource, name: String, target: String?, header: Bool?, delimiter: Character?,
-        chunkSize: Int = 1 << 20
+        chunkSize: Int = 1 << 20, maxRecordBytes: Int = RecordSplitter<MemoryBytes>.defaultMaxRecordBytes
     ) throws -> Dataset<Double> {
         var fixedDelimiter: UInt8?
         if let delimiter {
@@ -63,7 +63,8 @@ public enum CSVReader {
         let scope = NumericLocaleScope()
         defer { scope.end() }
 
-        let records = RecordSplitter(source: source, quoting: true, delimiter: fixedDelimiter, chunkSize: chunkSize)
+        let records = RecordSplitter(source: source, name: name, quoting: true, delimiter: fixedDelimiter,
+                                     chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
         var fields: [FieldSpan] = []
         fields.reserveCapacity(64)
 
@@ -74,6 +75,7 @@ public enum CSVReader {
         var columnCount = 0
         var xs: [Double] = []
         var ys: [Double] = []
+        var lines: [Int] = []
         var targetColumn = 0
         var names: [String]?
 
@@ -101,6 +103,7 @@ public enum CSVReader {
                     !text.allSatisfy { $0 == " " || $0 == "\t" } && !DecimalParser.isNumberLike(text)
                 }
                 names = firstIsHeader ? texts.map { $0.trimmingSpaces() } : nil
+                if let names { try refuseDuplicates(names, file: name, line: line) }
                 targetColumn = try resolveTarget(target, columns: columnCount, names: names, file: name)
                 if firstIsHeader { continue }
             } else {
@@ -117,10 +120,12 @@ public enum CSVReader {
                 let value = try field.number(in: bytes, file: name, line: line, column: c, names: names)
                 if c == targetColumn { ys.append(value) } else { xs.append(value) }
             }
+            lines.append(line)
             if ys.count == 1 {
                 // Now the shape is known: reserve roughly what the rest of a typical file needs.
                 xs.reserveCapacity(1024 * (columnCount - 1))
                 ys.reserveCapacity(1024)
+                lines.reserveCapacity(1024)
             }
         }
 
@@ -137,7 +142,21 @@ public enum CSVReader {
         x.withUnsafeMutableBufferPointer { out in _ = out.update(fromContentsOf: xs) }
         var featureNames = names
         featureNames?.remove(at: targetColumn)
-        return Dataset(x: x, y: ys, featureNames: featureNames, source: name)
+        return Dataset(x: x, y: ys, featureNames: featureNames, source: name, rowLines: lines)
+    }
+
+    /// Two columns of one name make `--target NAME` ambiguous and the report's coefficients
+    /// unreadable; the header must name each column once.
+    static func refuseDuplicates(_ names: [String], file: String, line: Int) throws {
+        var first: [String: Int] = [:]
+        for (c, n) in names.enumerated() {
+            if let earlier = first[n] {
+                throw DataError.malformed(
+                    file: file, location: "line \(line)",
+                    message: "columns \(earlier + 1) and \(c + 1) are both named '\(n)'; header names must be unique")
+            }
+            first[n] = c
+        }
     }
 
     /// The column `target` designates: a header name first, then a 0-based index.
@@ -317,27 +336,50 @@ protocol ChunkSource: AnyObject {
     var knownSize: Int? { get }
 }
 
-/// A file opened for reading with POSIX calls; closed when released.
+/// A regular file opened for reading with POSIX calls; closed when released.
+///
+/// Only regular files are read. A FIFO would block `open` until a writer came (forever, if none
+/// does), a device such as `/dev/zero` never ends, and neither has a size to check a header
+/// against; so they are refused at once, by what they are. (`cp` a pipe's output to a file first.)
 final class ReaderFile: ChunkSource {
     let path: String
     private let fd: Int32
     let knownSize: Int?
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw DataError.unreadable(file: path, reason: String(cString: strerror(errno))) }
         var info = stat()
-        var size: Int?
-        if fstat(fd, &info) == 0 {
-            if (info.st_mode & S_IFMT) == S_IFDIR {
-                close(fd)
-                throw DataError.unreadable(file: path, reason: "it is a directory")
-            }
-            if (info.st_mode & S_IFMT) == S_IFREG { size = Int(info.st_size) }
+        guard stat(path, &info) == 0 else {
+            throw DataError.unreadable(file: path, reason: String(cString: strerror(errno)))
         }
+        try Self.requireRegular(info.st_mode, path: path)
+        // O_NONBLOCK: should the path have become a FIFO since the stat, open still returns (and
+        // the fstat below refuses it); on a regular file the flag changes nothing.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw DataError.unreadable(file: path, reason: String(cString: strerror(errno))) }
+        guard fstat(fd, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw DataError.unreadable(file: path, reason: reason)
+        }
+        do { try Self.requireRegular(info.st_mode, path: path) } catch { close(fd); throw error }
         self.path = path
         self.fd = fd
-        self.knownSize = size
+        self.knownSize = Int(info.st_size)
+    }
+
+    private static func requireRegular(_ mode: mode_t, path: String) throws {
+        let kind: String
+        switch mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO (named pipe)"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "not a regular file"
+        }
+        let advice = (mode & S_IFMT) == S_IFIFO || (mode & S_IFMT) == S_IFCHR ? " (copy a pipe's output to a file first)" : ""
+        throw DataError.unreadable(file: path, reason: "it is \(kind); data must be a regular file\(advice)")
     }
 
     deinit { close(fd) }
@@ -375,8 +417,20 @@ final class MemoryBytes: ChunkSource {
 /// Splits a byte stream into records, reading a chunk at a time. A record is a line; with
 /// `quoting`, a newline inside a quoted CSV field does not end it. The bytes handed out stay valid
 /// until the next call and are followed by a NUL byte.
+///
+/// Memory stays near one chunk plus the longest record. A record may not exceed `maxRecordBytes`:
+/// a binary file with no newline, or a CSV quote that is never closed, would otherwise be read
+/// whole (and the buffer doubled past it) before the first line could be called bad. A NUL byte
+/// in the first chunk marks a binary file, refused at once.
 final class RecordSplitter<Source: ChunkSource> {
+    /// The longest record read by default: far beyond any real line (a million features), far
+    /// below a machine's memory.
+    static var defaultMaxRecordBytes: Int { 256 << 20 }
+
     private let source: Source
+    private let name: String
+    private let maxRecordBytes: Int
+    private(set) var bytesRead = 0
     private let quoting: Bool
     /// The field delimiter, for quote tracking; until it is known, `,`, tab and `;` all count.
     var delimiter: UInt8?
@@ -390,8 +444,11 @@ final class RecordSplitter<Source: ChunkSource> {
     private var state = 0
     private var newlinesInside = 0
 
-    init(source: Source, quoting: Bool, delimiter: UInt8? = nil, chunkSize: Int = 1 << 20) {
+    init(source: Source, name: String, quoting: Bool, delimiter: UInt8? = nil, chunkSize: Int = 1 << 20,
+         maxRecordBytes: Int = RecordSplitter.defaultMaxRecordBytes) {
         self.source = source
+        self.name = name
+        self.maxRecordBytes = max(maxRecordBytes, 1)
         self.quoting = quoting
         self.delimiter = delimiter
         capacity = max(chunkSize, 1)
@@ -430,15 +487,39 @@ final class RecordSplitter<Source: ChunkSource> {
                 start = 0
             }
             if filled == capacity {
-                let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * capacity + 1)
+                guard filled < maxRecordBytes else { throw recordTooLong() }
+                let grown = min(2 * capacity, max(maxRecordBytes, capacity + 1))
+                let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: grown + 1)
                 bigger.update(from: buffer, count: filled)
                 buffer.deallocate()
                 buffer = bigger
-                capacity *= 2
+                capacity = grown
             }
             let got = try source.readSome(into: UnsafeMutableRawBufferPointer(start: buffer + filled, count: capacity - filled))
-            if got == 0 { eof = true } else { filled += got }
+            if got == 0 { eof = true } else {
+                if bytesRead == 0, let nul = memchr(buffer + filled, 0, got) {
+                    let offset = buffer.distance(to: nul.assumingMemoryBound(to: UInt8.self)) - filled
+                    throw DataError.malformed(
+                        file: name, location: "byte \(offset)",
+                        message: "a NUL byte: this is a binary file, not text (expected UTF-8 text, one record a line)")
+                }
+                filled += got
+                bytesRead += got
+            }
         }
+    }
+
+    /// The record starting at line `nextLine` has reached `maxRecordBytes` with no end in sight.
+    private func recordTooLong() -> DataError {
+        let limit = MemoryBudget.format(maxRecordBytes)
+        if quoting && state == 2 {
+            return .malformed(
+                file: name, location: "line \(nextLine)",
+                message: "a quoted field opened on this line is still open after \(limit); expected a closing '\"'")
+        }
+        return .malformed(
+            file: name, location: "line \(nextLine)",
+            message: "the line is longer than \(limit) (no newline); is this a text file of records?")
     }
 
     private func scanForEnd() -> Int? {

@@ -6,15 +6,43 @@ public struct Dataset<Scalar: BLASScalar>: Sendable {
     public var featureNames: [String]?
     /// Where the data came from, for messages and reports (a path, or a synthetic spec).
     public var source: String
+    /// The line of `source` each row was read from (text files), so that a problem found after
+    /// reading (a label the objective cannot take) still names its line. `nil` for arrays and
+    /// generated data, whose rows are named by index.
+    public var rowLines: [Int]?
 
-    public init(x: Matrix<Scalar>, y: [Scalar], featureNames: [String]? = nil, source: String = "memory") {
+    public init(x: Matrix<Scalar>, y: [Scalar], featureNames: [String]? = nil, source: String = "memory",
+                rowLines: [Int]? = nil) {
         precondition(x.rows == y.count, "X has \(x.rows) rows but y has \(y.count) entries")
         precondition(featureNames == nil || featureNames!.count == x.columns,
                      "\(featureNames!.count) feature names for \(x.columns) columns")
+        precondition(rowLines == nil || rowLines!.count == x.rows, "\(rowLines!.count) line numbers for \(x.rows) rows")
         self.x = x
         self.y = y
         self.featureNames = featureNames
         self.source = source
+        self.rowLines = rowLines
+    }
+
+    /// Where row `i` came from, for messages: `line 12` of a text file, else `row 11` (0-based).
+    public func location(ofRow i: Int) -> String {
+        if let rowLines, i < rowLines.count { return "line \(rowLines[i])" }
+        return "row \(i) (0-based)"
+    }
+
+    /// Refuses targets the objective cannot take: logistic regression needs labels 0 and 1 (a
+    /// −1/+1 file would otherwise train towards a loss with no minimum). The error names the first
+    /// bad row's line.
+    public func validateTargets(for objective: Objective) throws {
+        guard case .logistic = objective else { return }
+        guard let i = y.firstIndex(where: { $0 != 0 && $0 != 1 }) else { return }
+        let value = Double(y[i])
+        let shown = value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
+        let hint = source.hasPrefix("synthetic(") ? " (add task=classification to the synthetic spec)"
+            : y.contains(-1) ? " (for −1/+1 labels, map −1 to 0)" : ""
+        throw DataError.malformed(
+            file: source, location: location(ofRow: i),
+            message: "label \(shown) is not 0 or 1; logistic regression needs 0/1 labels\(hint)")
     }
 
     public var rows: Int { x.rows }
@@ -24,7 +52,7 @@ public struct Dataset<Scalar: BLASScalar>: Sendable {
     public func converted<T: BLASScalar>(to: T.Type = T.self) -> Dataset<T> {
         if let same = self as? Dataset<T> { return same }
         let m = x.withUnsafeBufferPointer { buf in Matrix<T>(rows: x.rows, columns: x.columns, elements: buf.lazy.map { T($0) }) }
-        return Dataset<T>(x: m, y: y.map { T($0) }, featureNames: featureNames, source: source)
+        return Dataset<T>(x: m, y: y.map { T($0) }, featureNames: featureNames, source: source, rowLines: rowLines)
     }
 }
 

@@ -32,7 +32,8 @@ public enum LIBSVMReader {
     }
 
     static func parse(
-        source: some ChunkSource, name: String, features: Int?, chunkSize: Int = 1 << 20
+        source: some ChunkSource, name: String, features: Int?, chunkSize: Int = 1 << 20,
+        maxRecordBytes: Int = RecordSplitter<MemoryBytes>.defaultMaxRecordBytes
     ) throws -> Dataset<Double> {
         if let features, features < 0 { throw DataError.invalid("feature count must be non-negative, got \(features)") }
         let scope = NumericLocaleScope()
@@ -40,12 +41,13 @@ public enum LIBSVMReader {
 
         // Sparse rows first (CSR), since the width is known only at the end.
         var labels: [Double] = []
+        var lineOfRow: [Int] = []
         var rowEnds: [Int] = []
         var indices: [Int32] = []
         var values: [Double] = []
         var widest = 0, widestLine = 0
 
-        let lines = RecordSplitter(source: source, quoting: false, chunkSize: chunkSize)
+        let lines = RecordSplitter(source: source, name: name, quoting: false, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
         while let (line, number) = try lines.next() {
             var end = line.count
             if let hash = line.firstIndex(of: UInt8(ascii: "#")) { end = hash }
@@ -116,7 +118,10 @@ public enum LIBSVMReader {
                 indices.append(Int32(index))
                 values.append(value)
             }
-            if tokenIndex > 0 { rowEnds.append(indices.count) }
+            if tokenIndex > 0 {
+                rowEnds.append(indices.count)
+                lineOfRow.append(number)
+            }
         }
 
         guard !labels.isEmpty else {
@@ -129,12 +134,17 @@ public enum LIBSVMReader {
                                       message: "no index:value pairs in the file; expected at least one feature")
         }
         let n = labels.count
+        // The width comes from one index in the file: a typo there ("40000000:1") must not take
+        // the machine's memory, nor reach BLAS or LAPACK with a matrix that cannot exist.
+        let widthSource = features == nil ? "the largest index, \(d), is on line \(widestLine)" : "features = \(d)"
         let (cells, overflow) = n.multipliedReportingOverflow(by: d)
         guard !overflow && cells <= maxDenseElements else {
             throw DataError.malformed(
                 file: name, location: "line \(widestLine)",
                 message: "index \(d) makes the dense matrix \(n) × \(d), more than the \(maxDenseElements) elements allowed")
         }
+        try MemoryBudget.check(elements: cells, bytesPerElement: MemoryLayout<Double>.stride,
+                               what: "\(name): the dense matrix \(n) × \(d) (\(widthSource))")
         var x = Matrix<Double>(rows: n, columns: d)
         x.withUnsafeMutableBufferPointer { out in
             var k = 0
@@ -146,7 +156,7 @@ public enum LIBSVMReader {
                 }
             }
         }
-        return Dataset(x: x, y: labels, featureNames: nil, source: name)
+        return Dataset(x: x, y: labels, featureNames: nil, source: name, rowLines: lineOfRow)
     }
 
     @inline(__always)

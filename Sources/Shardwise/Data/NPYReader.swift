@@ -51,6 +51,7 @@ public enum NPYReader {
     public static func readDataset(features: String, targets: String) throws -> Dataset<Double> {
         let file = try ReaderFile(path: features)
         let header = try NPYHeader.read(from: file, name: features)
+        try checkSize(of: header, in: file, name: features)
         guard header.shape.count == 2 else {
             throw DataError.malformed(file: features, location: "byte \(header.shapeOffset)",
                                       message: "expected a 2-D array of features, found shape \(header.shapeText)")
@@ -70,6 +71,7 @@ public enum NPYReader {
 
     static func readArray(source: some ChunkSource, name: String) throws -> (shape: [Int], values: [Double]) {
         let header = try NPYHeader.read(from: source, name: name)
+        try checkSize(of: header, in: source, name: name)
         var values = [Double](repeating: 0, count: header.count)
         var order = ElementOrder(shape: header.shape, fortran: header.fortranOrder)
         try values.withUnsafeMutableBufferPointer { out in
@@ -85,6 +87,7 @@ public enum NPYReader {
 
     static func readDataset(source: some ChunkSource, name: String, target: String?) throws -> Dataset<Double> {
         let header = try NPYHeader.read(from: source, name: name)
+        try checkSize(of: header, in: source, name: name)
         guard header.shape.count == 2 else {
             throw DataError.malformed(
                 file: name, location: "byte \(header.shapeOffset)",
@@ -141,6 +144,29 @@ public enum NPYReader {
         return (x, y)
     }
 
+    /// Before anything is allocated: the header's shape must describe exactly the bytes the file
+    /// holds (a header claiming (50, 40000000000) in a 1.7 KB file is an error here, not an abort
+    /// in the allocator), and the array as `Double` must fit in memory.
+    static func checkSize(of header: NPYHeader, in source: some ChunkSource, name: String) throws {
+        let totalBytes = header.count * header.element.size   // no overflow: NPYHeader.read checked
+        if let fileSize = source.knownSize {
+            let available = fileSize - header.dataOffset
+            if available < totalBytes {
+                let needs = totalBytes >= 1 << 20 ? "\(totalBytes) bytes (\(MemoryBudget.format(totalBytes)))" : "\(totalBytes) bytes"
+                throw DataError.malformed(
+                    file: name, location: "byte \(header.dataOffset)",
+                    message: "the data is truncated: shape \(header.shapeText) of '\(header.descr)' needs \(needs), found \(available)")
+            }
+            if available > totalBytes {
+                throw DataError.malformed(
+                    file: name, location: "byte \(header.dataOffset + totalBytes)",
+                    message: "\(available - totalBytes) bytes follow the data that shape \(header.shapeText) of '\(header.descr)' describes; expected the end of the file")
+            }
+        }
+        try MemoryBudget.check(elements: header.count, bytesPerElement: MemoryLayout<Double>.stride,
+                               what: "\(name): shape \(header.shapeText) as float64")
+    }
+
     /// Reads the data after the header a chunk at a time, converts it to `Double` and hands each
     /// chunk to `body` in file order. Refuses NaN/Inf, short data and trailing bytes.
     static func decode(
@@ -149,19 +175,7 @@ public enum NPYReader {
     ) throws {
         let size = header.element.size
         let totalBytes = header.count * size
-        if let fileSize = source.knownSize {
-            let available = fileSize - header.dataOffset
-            if available < totalBytes {
-                throw DataError.malformed(
-                    file: name, location: "byte \(header.dataOffset)",
-                    message: "the data is truncated: shape \(header.shapeText) of '\(header.descr)' needs \(totalBytes) bytes, found \(available)")
-            }
-            if available > totalBytes {
-                throw DataError.malformed(
-                    file: name, location: "byte \(header.dataOffset + totalBytes)",
-                    message: "\(available - totalBytes) bytes follow the data that shape \(header.shapeText) of '\(header.descr)' describes; expected the end of the file")
-            }
-        }
+        try checkSize(of: header, in: source, name: name)
         let chunkElements = max(1, (1 << 20) / size)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkElements * size, alignment: 16)
         defer { raw.deallocate() }

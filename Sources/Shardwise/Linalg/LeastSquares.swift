@@ -59,6 +59,7 @@ public enum LeastSquares {
         let n = x.rows, d = x.columns
         guard y.count == n else { throw LinalgError.shapeMismatch("X has \(n) rows but y has \(y.count) entries") }
         guard d > 0 else { return LeastSquaresSolution(w: [], residualNorm: norm(y), rank: 0, method: method ?? .qr) }
+        try checkWorkspace(rows: n, columns: d, ridge: lambda, as: Scalar.self, what: "least squares")
         let extra = lambda > 0 ? d : 0
         let m = n + extra
         // Working copies: LAPACK overwrites A and B.
@@ -140,6 +141,7 @@ public enum LeastSquares {
     ) throws -> [Scalar] {
         let n = x.rows, d = x.columns
         guard y.count == n else { throw LinalgError.shapeMismatch("X has \(n) rows but y has \(y.count) entries") }
+        try checkWorkspace(rows: n, columns: d, ridge: lambda, as: Double.self, what: "logistic regression")
         var w = [Double](repeating: 0, count: d)
         let extra = lambda > 0 ? d : 0
         let m = n + extra

@@ -19,6 +19,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         let start = MonotonicClock.now()
         self.job = job
         var data = try loaded ?? DataLoader.load(job.data, as: Scalar.self)
+        try data.validateTargets(for: job.objective)
         if job.standardize {
             let (s, standardised) = Standardization.fit(data)
             standardization = s
@@ -31,6 +32,9 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         dataset = data
         shards = try data.shards(job.shardCount, partitioning: job.partitioning)
         if job.computeReference {
+            try LeastSquares.checkWorkspace(rows: data.rows, columns: data.features, ridge: job.objective.lambda,
+                                            as: Double.self, what: data.source,
+                                            advice: "train without it: --no-reference")
             let w = try job.objective.exactSolution(data)
             reference = w
             optimalLoss = Self.loss(of: w, on: data, objective: job.objective)
