@@ -108,7 +108,7 @@ public struct SimulationBackend: Backend {
         guard nodes >= 1 else { throw SimulationError.invalidModel("a simulation needs at least 1 node, got \(nodes)") }
         try validate(nodes: nodes)
         let engine = SimulationEngine(size: nodes, model: model, defaultTimeout: timeout)
-        let memory = SharedMemoryRegistry()
+        let memory = SharedMemoryRegistry(nodesRunInParallel: false)   // nodes take turns on one thread
         let comms = (0..<nodes).map { SimulatedCommunicator(rank: $0, engine: engine, sharedMemory: memory) }
         let results = ResultSlots<T>(count: nodes)
         await engine.run { rank in

@@ -237,6 +237,9 @@ extension Communicator {
 /// first use and zero-filled.
 public protocol SharedMemory: Sendable {
     func vector<Scalar: BLASScalar>(named name: String, count: Int, of: Scalar.Type) -> SharedVector<Scalar>
+    /// Whether the nodes sharing this memory run at the same time (threads), so that one may give
+    /// its core to another, or take turns on one thread (the simulator).
+    var nodesRunInParallel: Bool { get }
 }
 
 /// A vector in shared memory. Reads and writes are deliberately unsynchronised (Hogwild's model:

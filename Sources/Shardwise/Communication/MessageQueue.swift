@@ -69,8 +69,9 @@ struct FIFO<Element: Sendable>: Sendable {
 /// first use, zero-filled; the same name gives every node the same vector.
 public final class SharedMemoryRegistry: SharedMemory, Sendable {
     private let vectors = Mutex<[String: AnyObject & Sendable]>([:])
+    public let nodesRunInParallel: Bool
 
-    public init() {}
+    public init(nodesRunInParallel: Bool = true) { self.nodesRunInParallel = nodesRunInParallel }
 
     public func vector<Scalar: BLASScalar>(named name: String, count: Int, of: Scalar.Type) -> SharedVector<Scalar> {
         vectors.withLock { table in
