@@ -95,7 +95,7 @@ let package = Package(
         // MARK: - Tests
         .target(
             name: "_TestSupport",
-            dependencies: ["Shardwise"],
+            dependencies: ["Shardwise", "ShardwiseSockets"],   // ShardwiseSockets: ChildProcess, to run the binary
             path: "Tests/_TestSupport"
         ),
         .testTarget(name: "ShardwiseTests", dependencies: ["Shardwise", "_TestSupport"]),

@@ -132,11 +132,24 @@ public struct LocalLauncher: Sendable {
         }
         // Wait for all. Nodes time out on their own, so none can hang; still, once rank 0 (which
         // ends the run for everyone) has exited, the others get the timeout plus slack, then SIGKILL.
+        // A rank 0 that is stopped (SIGSTOP, a debugger) never exits on its own: once every other
+        // node has ended, it gets the same grace, then is killed and named.
         var coordinatorExited: Double?
+        var coordinatorStoppedAlone: Double?
         while !children.allExited {
             if coordinatorExited == nil, children.exitStatus(0) != nil { coordinatorExited = MonotonicClock.now() }
             if let t = coordinatorExited, MonotonicClock.now() - t > timeout + 5 {
                 children.killAll()
+            }
+            if coordinatorExited == nil, children.othersExited(than: 0), children.isStopped(0) {
+                let since = coordinatorStoppedAlone ?? MonotonicClock.now()
+                coordinatorStoppedAlone = since
+                if MonotonicClock.now() - since > timeout + 5 {
+                    children.markStopped(0)
+                    children.killAll()
+                }
+            } else {
+                coordinatorStoppedAlone = nil
             }
             try await Task.sleep(nanoseconds: 10_000_000)
         }
@@ -222,6 +235,26 @@ final class Children: Sendable {
     func tail(_ rank: Int) -> String { state.withLock { ($0[rank]?.tail ?? []).joined(separator: "\n") } }
     var allExited: Bool { state.withLock { s in s.values.allSatisfy(\.isDone) } }
 
+    /// Whether every child but `rank` has ended.
+    func othersExited(than rank: Int) -> Bool {
+        state.withLock { s in s.filter { $0.key != rank }.allSatisfy { $0.value.isDone } }
+    }
+
+    /// Whether `rank`'s process is stopped (state T or t in /proc/PID/stat): it will not run again
+    /// until someone sends it SIGCONT.
+    func isStopped(_ rank: Int) -> Bool {
+        guard let pid = state.withLock({ $0[rank]?.process?.pid }),
+              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        return state == "T" || state == "t"
+    }
+
+    /// Notes that `rank` was killed because it was stopped, for the failure summary.
+    func markStopped(_ rank: Int) {
+        state.withLock { s in s[rank]?.tail.append("error: rank \(rank) was stopped (SIGSTOP?) and every other node had ended; killed by the launcher") }
+    }
+
     /// SIGKILL to every child still running.
     func killAll() {
         let running = state.withLock { s in s.values.filter { !$0.isDone }.compactMap(\.process) }
@@ -244,7 +277,10 @@ final class Children: Sendable {
             c.tail.last { $0.contains("Error") || $0.contains("error") || $0.contains("lost") } ?? c.tail.last ?? ""
         }
         var lines: [String] = []
-        for (r, c) in failed where c.signal != nil { lines.append("rank \(r) was \(c.status ?? "killed")") }
+        for (r, c) in failed where c.signal != nil {
+            let why = c.tail.last.flatMap { $0.contains("was stopped (SIGSTOP") ? ": \($0)" : nil } ?? ""
+            lines.append("rank \(r) was \(c.status ?? "killed")\(why)")
+        }
         if let zero = children[0], zero.failed, zero.signal == nil { lines.append("rank 0 (\(zero.status ?? "")): \(lastError(zero))") }
         for (r, c) in failed where r != 0 && c.signal == nil { lines.append("rank \(r) (\(c.status ?? "")): \(lastError(c))") }
         return "the socket run failed:\n  " + lines.joined(separator: "\n  ")

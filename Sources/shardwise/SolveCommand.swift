@@ -55,8 +55,8 @@ struct SolveCommand: AsyncParsableCommand {
         let obj = try Objective(name: objective, lambda: lambda)
         var dataset = try DataLoader.load(source, as: Double.self)
         var standardization: Standardization?
-        if standardize { (standardization, dataset) = Standardization.fit(dataset) }
         try dataset.validateTargets(for: obj)
+        if standardize { (standardization, dataset) = Standardization.fit(dataset, centerTarget: obj.link == .identity) }
         try LeastSquares.checkWorkspace(rows: dataset.rows, columns: dataset.features, ridge: obj.lambda, as: Double.self, what: dataset.source)
         let start = MonotonicClock.now()
         var rank = dataset.features

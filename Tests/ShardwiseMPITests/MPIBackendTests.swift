@@ -23,13 +23,13 @@ struct MPIBackendTests {
     }
 
     /// Trains `job` with `mpirun -np job.nodes shardwise node --backend mpi` and reads the report.
-    static func trainUnderMPI(_ job: Job, environment: [String: String] = [:]) throws -> TrainingReport {
+    static func trainUnderMPI(_ job: Job, environment: [String: String] = [:]) async throws -> TrainingReport {
         let directory = try MPIRun.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let jobPath = directory.appendingPathComponent("job.json").path
         let reportPath = directory.appendingPathComponent("report.json").path
         try JSONEncoder().encode(job).write(to: URL(fileURLWithPath: jobPath))
-        let result = try MPIRun.shardwise(ranks: job.nodes, ["node", "--backend", "mpi", "--job", jobPath, "--report", reportPath],
+        let result = try await MPIRun.shardwise(ranks: job.nodes, ["node", "--backend", "mpi", "--job", jobPath, "--report", reportPath],
                                           environment: environment)
         guard result.status == 0, !result.timedOut else {
             throw MPITestFailure("mpirun exited \(result.status)\(result.timedOut ? " (timed out)" : ""):\n\(result.output)")
@@ -40,8 +40,8 @@ struct MPIBackendTests {
     }
 
     @Test("native MPI_Allreduce equals the generic ring, reduce-broadcast and all-to-all", arguments: [2, 4])
-    func selfTest(ranks: Int) throws {
-        let r = try MPIRun.shardwise(ranks: ranks, ["mpi", "selftest", "--counts", "0,1,3,5,1000,65537"])
+    func selfTest(ranks: Int) async throws {
+        let r = try await MPIRun.shardwise(ranks: ranks, ["mpi", "selftest", "--counts", "0,1,3,5,1000,65537"])
         #expect(r.status == 0 && !r.timedOut, "\(r.output)")
         #expect(r.stdout.contains("0 failures"), "\(r.output)")
     }
@@ -62,7 +62,7 @@ struct MPIBackendTests {
             if kind == .parameterServer { job.strategy.staleness = 0 }
             if kind == .gossip { Self.gossip(&job) }
         }
-        let mpi = try Self.trainUnderMPI(job)
+        let mpi = try await Self.trainUnderMPI(job)
         let threads = try await ThreadsBackend().run(job)
         #expect(mpi.backend == "mpi" && mpi.nodes == ranks)
         #expect(mpi.relativeDistance! < (kind == .gossip ? 1e-3 : 1e-6), "\(variant) on \(ranks): \(mpi.relativeDistance!)")
@@ -74,36 +74,36 @@ struct MPIBackendTests {
 
     @Test("asynchronous strategies reach w* (any-source receives)",
           arguments: [2, 4], ["ps-async", "ps-staleness-2", "gossip-async"])
-    func asynchronousReachesReference(ranks: Int, variant: String) throws {
+    func asynchronousReachesReference(ranks: Int, variant: String) async throws {
         let kind: StrategyKind = variant.hasPrefix("ps") ? .parameterServer : .gossip
         let job = Self.job(kind, ranks: ranks) { job in
             job.stopping.maxIterations = 6000
             if variant == "ps-staleness-2" { job.strategy.staleness = 2 }
             if kind == .gossip { job.strategy.asynchronous = true; Self.gossip(&job) }
         }
-        let mpi = try Self.trainUnderMPI(job)
+        let mpi = try await Self.trainUnderMPI(job)
         #expect(mpi.relativeDistance! < (kind == .gossip ? 1e-3 : 1e-4),
                 "\(variant) on \(ranks): \(mpi.relativeDistance!) after \(mpi.iterations) (\(mpi.stopReason))")
     }
 
     @Test("Hogwild is refused by name: MPI ranks share no memory")
-    func hogwildRefused() throws {
+    func hogwildRefused() async throws {
         let directory = try MPIRun.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let jobPath = directory.appendingPathComponent("job.json").path
         try JSONEncoder().encode(Self.job(.hogwild, ranks: 2)).write(to: URL(fileURLWithPath: jobPath))
-        let r = try MPIRun.shardwise(ranks: 2, ["node", "--backend", "mpi", "--job", jobPath], limit: 60)
+        let r = try await MPIRun.shardwise(ranks: 2, ["node", "--backend", "mpi", "--job", jobPath], limit: 60)
         #expect(r.status != 0 && !r.timedOut)
         #expect(r.stderr.contains("hogwild") && r.stderr.contains("share no memory"), "\(r.output)")
     }
 
     @Test("a rank that crashes ends the run with an error naming it, not a hang")
-    func crashedRankIsNamed() throws {
+    func crashedRankIsNamed() async throws {
         let directory = try MPIRun.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let jobPath = directory.appendingPathComponent("job.json").path
         try JSONEncoder().encode(Self.job(.allReduce, ranks: 2)).write(to: URL(fileURLWithPath: jobPath))
-        let r = try MPIRun.shardwise(ranks: 2, ["node", "--backend", "mpi", "--job", jobPath],
+        let r = try await MPIRun.shardwise(ranks: 2, ["node", "--backend", "mpi", "--job", jobPath],
                                      environment: ["SHARDWISE_MPI_FAULT": "crash:1:5"], limit: 60)
         #expect(r.status != 0 && !r.timedOut, "\(r.output)")
         #expect(r.stderr.contains("rank 1"), "mpirun's message should name rank 1:\n\(r.output)")
@@ -111,12 +111,12 @@ struct MPIBackendTests {
     }
 
     @Test("a rank that leaves early (finalizes and exits 0) is named by the others' timeout")
-    func quitRankIsNamed() throws {
+    func quitRankIsNamed() async throws {
         let directory = try MPIRun.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let jobPath = directory.appendingPathComponent("job.json").path
         try JSONEncoder().encode(Self.job(.mapReduce, ranks: 2) { $0.timeout = 3 }).write(to: URL(fileURLWithPath: jobPath))
-        let r = try MPIRun.shardwise(ranks: 2, ["node", "--backend", "mpi", "--job", jobPath],
+        let r = try await MPIRun.shardwise(ranks: 2, ["node", "--backend", "mpi", "--job", jobPath],
                                      environment: ["SHARDWISE_MPI_FAULT": "quit:1:5"], limit: 60)
         #expect(r.status != 0 && !r.timedOut, "\(r.output)")
         #expect(r.stderr.contains("no message from rank 1"), "\(r.output)")
@@ -124,19 +124,19 @@ struct MPIBackendTests {
     }
 
     @Test("`launch --backend mpi` wraps mpirun, and names a rank that dies")
-    func launch() throws {
-        let ok = try MPIRun.plain(["launch", "--backend", "mpi", "--nodes", "2", "--synthetic", "n=2000,d=10,seed=3",
+    func launch() async throws {
+        let ok = try await MPIRun.plain(["launch", "--backend", "mpi", "--nodes", "2", "--synthetic", "n=2000,d=10,seed=3",
                                    "--strategy", "allreduce", "--allreduce", "native", "--quiet"])
         #expect(ok.status == 0 && ok.stdout.contains("mpi"), "\(ok.output)")
-        let failed = try MPIRun.plain(["launch", "--backend", "mpi", "--nodes", "2", "--synthetic", "n=2000,d=10,seed=3", "--quiet"],
+        let failed = try await MPIRun.plain(["launch", "--backend", "mpi", "--nodes", "2", "--synthetic", "n=2000,d=10,seed=3", "--quiet"],
                                       environment: ["SHARDWISE_MPI_FAULT": "crash:1:3"], limit: 60)
         #expect(failed.status != 0 && !failed.timedOut)
         #expect(failed.stderr.contains("rank 1"), "\(failed.output)")
     }
 
     @Test("`train --backend mpi` returns the report of an mpirun run")
-    func trainBackend() throws {
-        let r = try MPIRun.plain(["train", "--backend", "mpi", "--nodes", "2", "--synthetic", "n=2000,d=10,seed=3",
+    func trainBackend() async throws {
+        let r = try await MPIRun.plain(["train", "--backend", "mpi", "--nodes", "2", "--synthetic", "n=2000,d=10,seed=3",
                                   "--strategy", "mapreduce", "--quiet"])
         #expect(r.status == 0, "\(r.output)")
     }

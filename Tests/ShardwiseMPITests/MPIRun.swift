@@ -1,11 +1,12 @@
 #if MPI
 import Foundation
+import _TestSupport
 
 /// Runs the built `shardwise` under real mpirun, bounded in time.
 ///
 /// The binary is the one beside this test bundle (`.build*/<config>/shardwise`, built with the
-/// trait by `make test` / `swift build --traits MPI`), or `SHARDWISE_BIN`. Output goes to files,
-/// not pipes, so a chatty rank can never block on a full pipe while we wait for it.
+/// trait by `make test` / `swift build --traits MPI`), or `SHARDWISE_BIN`. Both output streams are
+/// drained as they come (`ShardwiseBinary.run`), so a chatty rank never blocks on a full pipe.
 enum MPIRun {
     struct Result {
         var status: Int32
@@ -16,18 +17,7 @@ enum MPIRun {
         var output: String { stdout + "\n" + stderr }
     }
 
-    static var binary: String? {
-        if let path = ProcessInfo.processInfo.environment["SHARDWISE_BIN"] { return path }
-        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
-        // Either <config>/X.xctest (Linux) or <config>/X.xctest/Contents/MacOS/X (macOS).
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("shardwise").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            directory.deleteLastPathComponent()
-        }
-        return nil
-    }
+    static var binary: String? { ShardwiseBinary.path }
 
     static var mpirun: String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
@@ -48,47 +38,22 @@ enum MPIRun {
 
     /// `mpirun -np ranks --oversubscribe shardwise <arguments>`.
     static func shardwise(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:],
-                          limit: Double = 120) throws -> Result {
+                          limit: Double = 120) async throws -> Result {
         guard let mpirun, let binary else { throw CocoaError(.fileNoSuchFile) }
-        return try run([mpirun, "-np", "\(ranks)", "--oversubscribe", binary] + arguments, environment: extra, limit: limit)
+        return try await run([mpirun, "-np", "\(ranks)", "--oversubscribe", binary] + arguments, environment: extra, limit: limit)
     }
 
     /// `shardwise <arguments>` (itself calling mpirun, for `launch`/`train --backend mpi`).
-    static func plain(_ arguments: [String], environment extra: [String: String] = [:], limit: Double = 120) throws -> Result {
+    static func plain(_ arguments: [String], environment extra: [String: String] = [:], limit: Double = 120) async throws -> Result {
         guard let binary else { throw CocoaError(.fileNoSuchFile) }
-        return try run([binary] + arguments, environment: extra, limit: limit)
+        return try await run([binary] + arguments, environment: extra, limit: limit)
     }
 
-    static func run(_ command: [String], environment extra: [String: String], limit: Double) throws -> Result {
-        let directory = try temporaryDirectory()
-        let out = directory.appendingPathComponent("stdout"), err = directory.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.environment = environment(extra)
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        let start = Date()
-        try process.run()
-        var timedOut = false
-        while process.isRunning {
-            if Date().timeIntervalSince(start) > limit {
-                timedOut = true
-                process.terminate()
-                usleep(500_000)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                break
-            }
-            usleep(20_000)
-        }
-        process.waitUntilExit()
-        let seconds = Date().timeIntervalSince(start)
-        let stdout = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-        let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
-        try? FileManager.default.removeItem(at: directory)
-        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr, seconds: seconds, timedOut: timedOut)
+    /// Awaits the child without holding a thread of the cooperative pool (see `ShardwiseBinary`).
+    static func run(_ command: [String], environment extra: [String: String], limit: Double) async throws -> Result {
+        let r = try await ShardwiseBinary.run(executable: command[0], Array(command.dropFirst()),
+                                              environment: environment(extra), limit: limit)
+        return Result(status: r.status, stdout: r.stdout, stderr: r.stderr, seconds: r.seconds, timedOut: r.timedOut)
     }
 
     static func temporaryDirectory() throws -> URL {

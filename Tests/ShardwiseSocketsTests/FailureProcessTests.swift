@@ -2,6 +2,7 @@ import Foundation
 import Shardwise
 import Synchronization
 import Testing
+import _TestSupport
 @testable import ShardwiseSockets
 #if canImport(Glibc)
 import Glibc
@@ -19,11 +20,13 @@ struct FailureProcessTests {
         let victim: Int
         let iteration: Int
         let after: Double
+        let signal: Int32
 
-        init(victim: Int, iteration: Int, after: Double = 0) {
+        init(victim: Int, iteration: Int, after: Double = 0, signal: Int32 = SIGKILL) {
             self.victim = victim
             self.iteration = iteration
             self.after = after
+            self.signal = signal
         }
 
         func started(rank: Int, pid: Int32) { pids.withLock { $0[rank] = pid } }
@@ -32,7 +35,7 @@ struct FailureProcessTests {
             guard p.iteration >= iteration, p.time >= after else { return }
             killedAt.withLock { t in
                 guard t == nil, let pid = pids.withLock({ $0[victim] }) else { return }
-                kill(pid, SIGKILL)
+                kill(pid, signal)
                 t = MonotonicClock.now()
             }
         }
@@ -59,6 +62,37 @@ struct FailureProcessTests {
         #expect(report.perNode.map(\.rank) == [0, 1, 3])
         #expect(report.iterations == 1500)
         #expect(report.finalLoss.isFinite)
+    }
+
+    @Test("ps --staleness 1: a killed worker the others were held back for releases them at once")
+    func boundedServerCarriesOn() async throws {
+        let timeout = 60.0
+        var job = Jobs.job(.parameterServer, nodes: 4, iterations: 1500, timeout: timeout)
+        job.strategy.staleness = 1
+        job.stopping.tolerance = 0
+        let killer = Killer(victim: 2, iteration: 20)
+        let report = try await killer.launcher().run(job, onProgress: { killer.progress($0) })
+        let killedAt = try #require(killer.killedAt.withLock { $0 }, "the worker was never killed")
+        let elapsed = MonotonicClock.now() - killedAt
+        #expect(elapsed < timeout / 2, "the run took \(elapsed) s after the kill; the receive timeout is \(timeout) s")
+        #expect(report.notes.contains { $0.contains("lost worker rank 2") }, "notes: \(report.notes)")
+        #expect(report.iterations == 1500)
+    }
+
+    @Test("rank 0 stopped (SIGSTOP): the launcher does not wait forever, and names it")
+    func stoppedCoordinatorIsNamed() async throws {
+        let timeout = 3.0
+        var job = Jobs.job(.allReduce, nodes: 3, iterations: 1_000_000, timeout: timeout)
+        job.stopping.tolerance = 0
+        let killer = Killer(victim: 0, iteration: 30, signal: SIGSTOP)
+        let start = MonotonicClock.now()
+        await #expect {
+            _ = try await killer.launcher().run(job, onProgress: { killer.progress($0) })
+        } throws: { error in
+            "\(error)".contains("rank 0 was killed by signal 9 (SIGKILL): error: rank 0 was stopped (SIGSTOP?)")
+        }
+        // The workers time out (3 s), the stopped rank 0 gets the timeout plus 5 s: a liveness bound.
+        #expect(MonotonicClock.now() - start < 60)
     }
 
     @Test("ring all-reduce with rank 0 killed: every rank stops at once, naming the iteration")
@@ -107,15 +141,9 @@ struct FailureProcessTests {
         let jobPath = dir.appendingPathComponent("job.json").path
         let reportPath = dir.appendingPathComponent("report.json").path
         try JSONEncoder().encode(longer).write(to: URL(fileURLWithPath: jobPath))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try Binary.require())
-        p.arguments = ["launch", "--job", jobPath, "--resume", checkpoint, "--checkpoint", checkpoint,
-                       "--report", reportPath, "--quiet"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let run = try await ShardwiseBinary.run(["launch", "--job", jobPath, "--resume", checkpoint, "--checkpoint", checkpoint,
+                                                 "--report", reportPath, "--quiet"])
+        #expect(run.status == 0, "\(run.stderr)")
         let data = try #require(FileManager.default.contents(atPath: reportPath))
         let report = try JSONDecoder().decode(TrainingReport.self, from: data)
         #expect(report.iterations == 500)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,26 +8,12 @@ import Glibc
 // Issue #11: output paths are checked when a command starts, not after the work; and the data
 // limits that need the real CLI (an environment variable, a whole run) are held here.
 
-/// Runs the binary with `arguments`; returns its exit status and what it printed (stdout + stderr,
-/// through a file, so no pipe can fill). A 120 s liveness bound kills a run that hangs.
-private func shardwise(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    let log = NSTemporaryDirectory() + "shardwise-cli-\(UUID().uuidString).log"
-    FileManager.default.createFile(atPath: log, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: log) }
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: try Binary.require())
-    p.arguments = arguments
-    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    p.standardOutput = handle
-    p.standardError = handle
-    try p.run()
-    let deadline = Date().addingTimeInterval(120)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate(); Issue.record("shardwise \(arguments.joined(separator: " ")) did not finish in 120 s") }
-    p.waitUntilExit()
-    try handle.close()
-    return (p.terminationStatus, String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))
+/// Runs the binary with `arguments`; returns its exit status and what it printed (stdout + stderr).
+/// A 120 s liveness bound kills a run that hangs.
+private func shardwise(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+    let run = try await ShardwiseBinary.run(arguments, environment: environment)
+    if run.timedOut { Issue.record("shardwise \(arguments.joined(separator: " ")) did not finish in 120 s") }
+    return (run.status, run.output)
 }
 
 private func scratch() throws -> String {
@@ -39,11 +26,11 @@ private func scratch() throws -> String {
 struct OutputOptionTests {
     /// It exited 0 with 202 error lines and no checkpoint.
     @Test("launch --checkpoint into a missing directory fails at start")
-    func checkpointMissingDirectory() throws {
+    func checkpointMissingDirectory() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/missing/ck.json"
-        let (status, output) = try shardwise(["launch", "--nodes", "2", "--synthetic", "n=200,d=3", "--iterations", "200",
+        let (status, output) = try await shardwise(["launch", "--nodes", "2", "--synthetic", "n=200,d=3", "--iterations", "200",
                                               "--checkpoint", path, "--quiet"])
         #expect(status != 0)
         #expect(output.contains("Error: --checkpoint \(path): the directory \(dir)/missing does not exist; create it first"), "\(output)")
@@ -52,11 +39,11 @@ struct OutputOptionTests {
 
     /// As root, `--report /dev/full` turned the device into a JSON file.
     @Test("train --report /dev/full and --report DIRECTORY are refused before training", arguments: ["/dev/full", "directory"])
-    func reportNotAFile(kind: String) throws {
+    func reportNotAFile(kind: String) async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = kind == "directory" ? dir : kind
-        let (status, output) = try shardwise(["train", "--synthetic", "n=200,d=3", "--iterations", "3", "--quiet", "--report", path])
+        let (status, output) = try await shardwise(["train", "--synthetic", "n=200,d=3", "--iterations", "3", "--quiet", "--report", path])
         #expect(status != 0)
         #expect(output.contains("Error: --report \(path): is \(kind == "directory" ? "a directory" : "a character device"), not a regular file"), "\(output)")
         var info = stat()
@@ -64,12 +51,12 @@ struct OutputOptionTests {
     }
 
     @Test("train --report through a symbolic link writes the link's target")
-    func reportThroughSymlink() throws {
+    func reportThroughSymlink() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("old".utf8).write(to: URL(fileURLWithPath: dir + "/real.json"))
         try FileManager.default.createSymbolicLink(atPath: dir + "/link.json", withDestinationPath: "real.json")
-        let (status, output) = try shardwise(["train", "--synthetic", "n=200,d=3", "--iterations", "3", "--quiet",
+        let (status, output) = try await shardwise(["train", "--synthetic", "n=200,d=3", "--iterations", "3", "--quiet",
                                               "--report", dir + "/link.json"])
         #expect(status == 0, "\(output)")
         #expect(String(decoding: FileManager.default.contents(atPath: dir + "/real.json") ?? Data(), as: UTF8.self).contains("\"job\""))
@@ -79,12 +66,12 @@ struct OutputOptionTests {
 
     /// The densified LIBSVM matrix is held to the memory budget, naming the line of the index.
     @Test("a LIBSVM index that makes X too large for the machine is an error naming the file and line")
-    func libsvmMemoryBudget() throws {
+    func libsvmMemoryBudget() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/big.svm"
         try Data("0 1:1\n1 1:0.5 40000000:1\n".utf8).write(to: URL(fileURLWithPath: path))
-        let (status, output) = try shardwise(["train", "--data", path, "--quiet"], environment: ["SHARDWISE_MEMORY_LIMIT": "100MiB"])
+        let (status, output) = try await shardwise(["train", "--data", path, "--quiet"], environment: ["SHARDWISE_MEMORY_LIMIT": "100MiB"])
         #expect(status != 0)
         #expect(output.contains("Error: \(path): the dense matrix 2 × 40000000 (the largest index, 40000000, is on line 2) needs 610 MiB, this machine has 100 MiB"), "\(output)")
     }

@@ -49,7 +49,7 @@ struct ProcessTests {
         v.edit(&job)
         job.codec = .float64
         let sockets = try await Jobs.launcher().run(job)
-        let threads = try Jobs.threads(job)
+        let threads = try await Jobs.threads(job)
         #expect(sockets.iterations == threads.iterations)
         let e = relativeError(sockets.model, threads.model)
         #expect(e <= 1e-12, "\(v.name), \(nodes) nodes: relative difference \(e)")

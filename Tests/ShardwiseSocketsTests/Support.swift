@@ -1,42 +1,16 @@
 import Foundation
 import Shardwise
 import Testing
+import _TestSupport
 @testable import ShardwiseSockets
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Finds the `shardwise` binary these tests start: `$SHARDWISE_BIN`, else beside the test bundle
-/// (`.build*/<config>/shardwise`; `swift build` — or `make test` — builds it).
+/// The `shardwise` binary these tests start (see `ShardwiseBinary`).
 enum Binary {
-    static let path: String? = {
-        let fm = FileManager.default
-        if let p = ProcessInfo.processInfo.environment["SHARDWISE_BIN"], fm.isExecutableFile(atPath: p) { return p }
-        var candidates: [URL] = []
-        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        candidates.append(Bundle.main.bundleURL)
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        for dir in candidates {
-            // The test runner is `<config>/ShardwisePackageTests.xctest`; walk up a few levels.
-            var d = dir
-            for _ in 0..<3 {
-                let p = d.appendingPathComponent("shardwise").path
-                if fm.isExecutableFile(atPath: p) { return p }
-                d = d.deletingLastPathComponent()
-            }
-        }
-        return nil
-    }()
-
-    static func require() throws -> String {
-        guard let path else {
-            Issue.record("the shardwise binary is not built: run `swift build` first (make test does), or set SHARDWISE_BIN")
-            throw CancellationError()
-        }
-        return path
-    }
+    static var path: String? { ShardwiseBinary.path }
+    static func require() throws -> String { try ShardwiseBinary.require() }
 }
 
 /// Small problems, so that each run takes a second or two in a debug build.
@@ -58,20 +32,15 @@ enum Jobs {
     }
 
     /// Runs the job on the threads backend through the binary (`train --backend threads`).
-    static func threads(_ job: Job) throws -> TrainingReport {
+    static func threads(_ job: Job) async throws -> TrainingReport {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("shardwise-test-\(UInt64.random(in: 0...UInt64.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let jobPath = dir.appendingPathComponent("job.json").path, reportPath = dir.appendingPathComponent("r.json").path
         try JSONEncoder().encode(job).write(to: URL(fileURLWithPath: jobPath))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try Binary.require())
-        p.arguments = ["train", "--backend", "threads", "--job", jobPath, "--report", reportPath, "--quiet"]
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0, let data = FileManager.default.contents(atPath: reportPath) else {
-            throw SocketError.runFailed("threads run failed (\(p.terminationStatus))")
+        let run = try await ShardwiseBinary.run(["train", "--backend", "threads", "--job", jobPath, "--report", reportPath, "--quiet"])
+        guard run.status == 0, let data = FileManager.default.contents(atPath: reportPath) else {
+            throw SocketError.runFailed("threads run failed (\(run.status)): \(run.stderr)")
         }
         return try JSONDecoder().decode(TrainingReport.self, from: data)
     }

@@ -262,49 +262,12 @@ struct JobValidationTests {
 /// the job file and the field when the file did.
 @Suite("Job validation on the command line")
 struct CommandLineValidationTests {
-    /// `$SHARDWISE_BIN`, else `shardwise` beside the test bundle (`swift build` builds it).
-    static let binary: String? = {
-        let fm = FileManager.default
-        if let p = ProcessInfo.processInfo.environment["SHARDWISE_BIN"], fm.isExecutableFile(atPath: p) { return p }
-        var dirs = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            dirs.insert(URL(fileURLWithPath: exe).deletingLastPathComponent(), at: 0)
-        }
-        for dir in dirs {
-            var d = dir
-            for _ in 0..<3 {
-                let p = d.appendingPathComponent("shardwise").path
-                if fm.isExecutableFile(atPath: p) { return p }
-                d = d.deletingLastPathComponent()
-            }
-        }
-        return nil
-    }()
-
     /// Runs `shardwise train …` on a tiny problem unless the arguments give one; exit status and stderr.
-    static func train(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-        guard let binary else {
-            Issue.record("the shardwise binary is not built: run `swift build` first, or set SHARDWISE_BIN")
-            throw CancellationError()
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+    static func train(_ arguments: [String]) async throws -> (status: Int32, stderr: String) {
         let givesData = arguments.contains { $0.hasPrefix("--synthetic") || $0 == "--job" || $0 == "--data" }
-        p.arguments = ["train", "--quiet"] + (givesData ? [] : ["--synthetic", "n=60,d=3"]) + arguments
-        var env = ProcessInfo.processInfo.environment
-        env["SHARDWISE_MEMORY_LIMIT"] = "24GiB"
-        p.environment = env
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        // A generous liveness bound: every case here fails at once or trains 60 rows.
-        let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        watchdog.cancel()
-        return (p.terminationStatus, text)
+        let run = try await ShardwiseBinary.run(["train", "--quiet"] + (givesData ? [] : ["--synthetic", "n=60,d=3"]) + arguments,
+                                                environment: ["SHARDWISE_MEMORY_LIMIT": "24GiB"])
+        return (run.status, run.stderr)
     }
 
     static let refused: [(arguments: [String], says: String)] = [
@@ -335,8 +298,8 @@ struct CommandLineValidationTests {
     ]
 
     @Test("a bad flag is refused, naming the flag", arguments: refused)
-    func badFlag(arguments: [String], says: String) throws {
-        let (status, stderr) = try Self.train(arguments)
+    func badFlag(arguments: [String], says: String) async throws {
+        let (status, stderr) = try await Self.train(arguments)
         #expect(status != 0)
         #expect(stderr.contains(says), "\(stderr)")
     }
@@ -360,19 +323,19 @@ struct CommandLineValidationTests {
     ]
 
     @Test("a bad job file is refused, naming the file and the field", arguments: refusedFiles)
-    func badJobFile(json: String, flags: [String], says: String) throws {
+    func badJobFile(json: String, flags: [String], says: String) async throws {
         let path = try Self.jobFile(json)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (status, stderr) = try Self.train(["--job", path] + flags)
+        let (status, stderr) = try await Self.train(["--job", path] + flags)
         #expect(status != 0)
         #expect(stderr.contains("--job \(path)\(says)"), "\(stderr)")
     }
 
     @Test("a flag overrides a job file's bad value before the rules apply")
-    func flagOverridesFile() throws {
+    func flagOverridesFile() async throws {
         let path = try Self.jobFile(#""codec":{"int8":{"chunk":0}}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let (status, stderr) = try Self.train(["--job", path, "--codec", "int8:4", "--iterations", "2", "--no-reference"])
+        let (status, stderr) = try await Self.train(["--job", path, "--codec", "int8:4", "--iterations", "2", "--no-reference"])
         #expect(status == 0, "\(stderr)")
     }
 
@@ -383,8 +346,8 @@ struct CommandLineValidationTests {
     ]
 
     @Test("a surprising flag runs, with a warning on stderr", arguments: warned)
-    func warning(arguments: [String], says: String) throws {
-        let (status, stderr) = try Self.train(arguments + ["--iterations", "2", "--no-reference"])
+    func warning(arguments: [String], says: String) async throws {
+        let (status, stderr) = try await Self.train(arguments + ["--iterations", "2", "--no-reference"])
         #expect(status == 0, "\(stderr)")
         #expect(stderr.contains(says), "\(stderr)")
     }

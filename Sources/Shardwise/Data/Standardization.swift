@@ -14,8 +14,9 @@ public struct Standardization: Codable, Sendable, Equatable {
     ///
     /// When X has a constant column, y is left as it is (the constant column absorbs the
     /// intercept). Otherwise y is centred and the intercept comes back in
-    /// `originalIntercept(_:)`.
-    public static func fit<Scalar: BLASScalar>(_ data: Dataset<Scalar>) -> (Standardization, Dataset<Scalar>) {
+    /// `originalIntercept(_:)` — unless `centerTarget` is false: labels of a classifier (logistic
+    /// regression's 0 and 1) are classes, not a quantity to shift.
+    public static func fit<Scalar: BLASScalar>(_ data: Dataset<Scalar>, centerTarget: Bool = true) -> (Standardization, Dataset<Scalar>) {
         let n = data.rows, d = data.features
         var sum = [Double](repeating: 0, count: d)
         var sq = [Double](repeating: 0, count: d)
@@ -27,7 +28,7 @@ public struct Standardization: Codable, Sendable, Equatable {
         let means = sum.map { $0 / Double(max(n, 1)) }
         let devs = sq.map { ($0 / Double(max(n, 1))).squareRoot() }
         let constant = (0..<d).filter { devs[$0] <= 1e-12 * max(1, abs(means[$0])) }
-        let targetMean = constant.isEmpty ? data.y.reduce(0.0) { $0 + Double($1) } / Double(max(n, 1)) : 0
+        let targetMean = constant.isEmpty && centerTarget ? data.y.reduce(0.0) { $0 + Double($1) } / Double(max(n, 1)) : 0
         let s = Standardization(means: means, deviations: devs, constantColumns: constant, targetMean: targetMean)
         return (s, s.apply(to: data))
     }

@@ -137,6 +137,15 @@ public struct ParameterServer: Strategy {
             }
         }
 
+        /// SSP: releases every held worker no more than `bound` pushes ahead of the slowest active one.
+        func releaseHeld() async throws {
+            let slowest = active.map { clock[$0] }.min() ?? 0
+            for r in held.sorted() where bound == nil || clock[r] - slowest <= bound! {
+                held.remove(r)
+                try await sendModel(to: r)
+            }
+        }
+
         for r in workers { try await sendModel(to: r) }
         loop: while stop == nil {
             // Take the next gradient from any worker.
@@ -149,11 +158,18 @@ public struct ParameterServer: Strategy {
                 busy.remove(peer)
                 held.remove(peer)
                 rowsPerStep -= rowsOf[peer]
-                notes.append("lost worker rank \(peer) at round \(round) (\(reason)); its shard of \(rowsOf[peer]) rows was dropped")
+                notes.append(reported[peer]
+                    ? "lost worker rank \(peer) at round \(round) (\(reason)); its shard of \(rowsOf[peer]) rows was dropped"
+                    : "lost worker rank \(peer) at round \(round) (\(reason)), before its first gradient: its rows stay in the divisor, so steps are slightly shorter")
                 if active.isEmpty { throw CommunicationError.peerLost(rank: 0, peer: peer, reason: "every worker is lost") }
                 arrived.remove(peer)
-                // The round may have been waiting only for the lost worker.
-                if synchronous && active.isSubset(of: arrived) { try await synchronousStep() }
+                if synchronous {
+                    // The round may have been waiting only for the lost worker.
+                    if active.isSubset(of: arrived) { try await synchronousStep() }
+                } else {
+                    // Workers held back for the lost one (it was the slowest) may go on.
+                    try await releaseHeld()
+                }
                 continue loop
             }
             let k = message.source
@@ -193,13 +209,8 @@ public struct ParameterServer: Strategy {
                     round += 1
                     if round >= node.job.stopping.maxIterations { stop = .maxIterations; break }
                 }
-                // SSP: release every held worker (k included) no more than `bound` pushes ahead.
                 held.insert(k)
-                let slowest = active.map { clock[$0] }.min() ?? 0
-                for r in held.sorted() where bound == nil || clock[r] - slowest <= bound! {
-                    held.remove(r)
-                    try await sendModel(to: r)
-                }
+                try await releaseHeld()
             }
         }
         if stop == .maxIterations { node.observe(iteration: round, model: w, gradientNorm: nil, force: true) }

@@ -21,7 +21,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         var data = try loaded ?? DataLoader.load(job.data, as: Scalar.self)
         try data.validateTargets(for: job.objective)
         if job.standardize {
-            let (s, standardised) = Standardization.fit(data)
+            let (s, standardised) = Standardization.fit(data, centerTarget: job.objective.link == .identity)
             standardization = s
             data = standardised
         } else {

@@ -9,14 +9,14 @@ extension Dataset {
     public func checkFinite() throws {
         let d = features
         if let i = y.firstIndex(where: { !$0.isFinite }) {
-            throw DataError.nonFinite(file: source, location: "row \(i) (0-based), the target (\(y[i]) in \(Scalar.precisionName))")
+            throw DataError.nonFinite(file: source, location: "\(location(ofRow: i)), the target (\(y[i]) in \(Scalar.precisionName))")
         }
         let bad: Int? = x.withUnsafeBufferPointer { xs in xs.firstIndex { !$0.isFinite } }
         if let k = bad, d > 0 {
             let (i, j) = (k / d, k % d)
             let name = featureNames.map { "'\($0[j])'" } ?? "\(j)"
             let value = x.withUnsafeBufferPointer { $0[k] }
-            throw DataError.nonFinite(file: source, location: "row \(i) (0-based), column \(name) (\(value) in \(Scalar.precisionName))")
+            throw DataError.nonFinite(file: source, location: "\(location(ofRow: i)), column \(name) (\(value) in \(Scalar.precisionName))")
         }
     }
 }
