@@ -19,6 +19,9 @@ public func fuzzHandshake(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let decoder = FrameDecoder(maximumLength: FrameHeader.handshakeMaximum,
                                logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }))
     let channel = EmbeddedChannel(handler: decoder)
+    // Connected, so that a decoder that refuses a frame and closes is seen to (isActive), and
+    // finish() tears the pipeline down (the decoder holds its context until then).
+    _ = try? channel.connect(to: try! SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     var frames: [Frame] = []
     for read in FuzzInput.reads(of: stream, seed: split) {
         var buffer = channel.allocator.buffer(capacity: read.count)
