@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_FLAGS := -c release
 BIN := .build/release/shardwise
 
-.PHONY: setup setup-mpi build release demo test test-core bench bench-mpi plots clean
+.PHONY: setup setup-mpi build release demo test test-core bench bench-mpi plots fuzz clean
 
 setup:
 	@scripts/setup.sh
@@ -57,6 +57,30 @@ plots: release
 	$(BIN) simulate --quiet --nodes 1..64 --strategy mapreduce --latency 50us --bandwidth 10Gbit/s \
 		--synthetic n=65536,d=100,cond=3,seed=1 --lr 0.5 --tolerance 1e-6 --iterations 400 --json plots/mapreduce-50us.json --csv plots/mapreduce-50us.csv
 	python3 scripts/plot.py --out plots plots/ring-2us.json plots/ring-50us.json plots/mapreduce-50us.json
+
+## libFuzzer harnesses (nested package Fuzz/, built with -sanitize=fuzzer,address into .build-fuzz): each
+## runs FUZZ_RUNS inputs or FUZZ_SECONDS seconds, whichever ends first, from the seeds in Fuzz/Corpus/<name>;
+## new corpus entries and crash artifacts go to .build-fuzz/, never into the tree. Not part of `make test`.
+## E.g. `make fuzz FUZZ_SECONDS=0` runs the full million each; FUZZ_TARGETS=FuzzCSV picks one.
+## Linked with the toolchain's lld: gold stops on these links with an internal error in its DWARF reader.
+## -fork=1: each harness runs in child processes that libFuzzer restarts, so the resident memory that
+## grows by a few KB per input in every harness (cause not pinned down) never reaches libFuzzer's 2 GB
+## limit; an input that really allocates too much still stops the run (oom-* artifact).
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= FuzzFrame FuzzHandshake FuzzCSV FuzzLIBSVM FuzzNPY
+FUZZ_FLAGS := -c release --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing -Xswiftc -use-ld=lld
+fuzz: setup
+	cd Fuzz && $(SWIFT) build $(FUZZ_FLAGS)
+	@mkdir -p .build-fuzz/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p .build-fuzz/corpus/$$t; \
+		echo "fuzz: $$t ($(FUZZ_RUNS) runs, at most $(FUZZ_SECONDS) s)"; \
+		SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 .build-fuzz/release/$$t -fork=1 -runs=$(FUZZ_RUNS) \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=.build-fuzz/artifacts/$$t- \
+			.build-fuzz/corpus/$$t Fuzz/Corpus/$$t 2>.build-fuzz/$$t.log || { tail -40 .build-fuzz/$$t.log; exit 1; }; \
+		grep -E "^#[0-9]+:" .build-fuzz/$$t.log | tail -1; \
+	done
 
 clean:
 	rm -rf .build .build-* Benchmarks/.build

@@ -9,25 +9,32 @@ public struct ScalingPoint: Codable, Sendable, Equatable {
     public var seconds: Double
     /// Virtual seconds until the tolerance was met (nil when it was not).
     public var timeToTolerance: Double?
-    /// Steady-state virtual seconds per iteration (the slope of the trace; setup excluded).
+    /// Virtual seconds per iteration: the slope of the trace, from the first iteration's start to
+    /// the last one's end over the iterations between (setup rounds before the first excluded).
+    /// The mean of the run's iterations, so it matches the closed forms at any iteration count.
     public var secondsPerIteration: Double
     /// The iteration's time split: each node's compute / communication / waiting over the whole
-    /// run, averaged over the nodes, in proportion scaled to `secondsPerIteration`.
+    /// run, averaged over the nodes, in proportion scaled to `secondsPerIteration` (so setup and
+    /// teardown rounds weigh in: the split is exact for a run of equal iterations only).
     public var computePerIteration: Double
     public var communicationPerIteration: Double
     public var waitingPerIteration: Double
-    /// T(1) / T(m), on the study's basis (time to tolerance, or time per iteration).
-    public var speedup: Double
-    /// speedup / m.
-    public var efficiency: Double
-    /// Karp–Flatt: the serial fraction this one measurement implies, (1/S − 1/m) / (1 − 1/m).
+    /// T(1) / T(m), on the study's basis (time to tolerance, or time per iteration); nil when it
+    /// is undefined: either time is zero (e.g. `--compute-cost 0` on one node, which then takes no
+    /// time at all), or there is no 1-node point.
+    public var speedup: Double?
+    /// speedup / m (nil with the speedup).
+    public var efficiency: Double?
+    /// Karp–Flatt: the serial fraction this one measurement implies, (1/S − 1/m) / (1 − 1/m); nil
+    /// at one node and with no speedup.
     public var karpFlatt: Double?
     /// Share of the iteration not spent computing, (communication + waiting) / total, averaged
-    /// over the nodes: the "serial" part of the m-node run in Gustafson's sense.
-    public var serialShare: Double
+    /// over the nodes: the "serial" part of the m-node run in Gustafson's sense (nil when the
+    /// iteration takes no time).
+    public var serialShare: Double?
     /// Gustafson's scaled speedup m − s·(m − 1), s = `serialShare`: the speedup if the problem grew
     /// with m so that the m-node run keeps this split.
-    public var gustafsonScaledSpeedup: Double
+    public var gustafsonScaledSpeedup: Double?
     public var relativeDistance: Double?
     public var finalLossGap: Double?
     public var bytesSent: Int
@@ -37,6 +44,33 @@ public struct ScalingPoint: Codable, Sendable, Equatable {
     public var wallSeconds: Double
     /// Loss gap L(w) − L(w*) (or the loss, without a reference) against virtual time.
     public var lossCurve: [CurvePoint]
+
+    // Undefined figures are written as `null`, key present (the synthesized encoding would leave
+    // the key out, and a NaN would need a non-standard JSON string): readers see every column.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(nodes, forKey: .nodes)
+        try c.encode(iterations, forKey: .iterations)
+        try c.encode(stopReason, forKey: .stopReason)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(timeToTolerance, forKey: .timeToTolerance)
+        try c.encode(secondsPerIteration, forKey: .secondsPerIteration)
+        try c.encode(computePerIteration, forKey: .computePerIteration)
+        try c.encode(communicationPerIteration, forKey: .communicationPerIteration)
+        try c.encode(waitingPerIteration, forKey: .waitingPerIteration)
+        try c.encode(speedup, forKey: .speedup)
+        try c.encode(efficiency, forKey: .efficiency)
+        try c.encode(karpFlatt, forKey: .karpFlatt)
+        try c.encode(serialShare, forKey: .serialShare)
+        try c.encode(gustafsonScaledSpeedup, forKey: .gustafsonScaledSpeedup)
+        try c.encode(relativeDistance, forKey: .relativeDistance)
+        try c.encode(finalLossGap, forKey: .finalLossGap)
+        try c.encode(bytesSent, forKey: .bytesSent)
+        try c.encode(messages, forKey: .messages)
+        try c.encode(events, forKey: .events)
+        try c.encode(wallSeconds, forKey: .wallSeconds)
+        try c.encode(lossCurve, forKey: .lossCurve)
+    }
 }
 
 /// A point of a loss-versus-time curve.
@@ -96,9 +130,14 @@ public struct ScalingStudy: Codable, Sendable {
     public var basis: String
     public var points: [ScalingPoint]
     public var amdahl: AmdahlFit?
+    /// What applies to only some of the node counts, e.g. "straggler rank 3 ×10 applies to m ≥ 4"
+    /// (see `SimulationModel.restricted(toNodes:)`).
+    public var notes: [String] = []
 
     /// Runs `job` at each node count (1 is added when missing: speedups are against one node).
-    /// `onPoint` is told about each point as it is measured.
+    /// A straggler, delayed rank or fault applies to the node counts that have its rank; the model
+    /// must name only ranks that the largest count has. `onPoint` is told about each point as it
+    /// is measured.
     public static func run(
         job: Job, nodeCounts: [Int], backend: SimulationBackend,
         onPoint: (@Sendable (ScalingPoint) -> Void)? = nil
@@ -124,6 +163,7 @@ public struct ScalingStudy: Codable, Sendable {
         onPoint: (@Sendable (ScalingPoint) -> Void)?
     ) async throws -> ScalingStudy {
         let counts = Array(Set(nodeCounts + [1])).sorted()
+        try backend.model.validate(nodeCounts: counts)
         let dataset = try DataLoader.load(job.data, as: Scalar.self)
         var points: [ScalingPoint] = []
         for m in counts {
@@ -131,7 +171,7 @@ public struct ScalingStudy: Codable, Sendable {
             j.nodes = m
             let problem = try PreparedProblem<Scalar>(job: j, dataset: dataset)
             let wall0 = MonotonicClock.now()
-            let report = try await backend.run(problem: problem)
+            let report = try await SimulationBackend(model: backend.model.restricted(toNodes: m)).run(problem: problem)
             let wall = MonotonicClock.now() - wall0
             let point = Self.point(report, wallSeconds: wall)
             onPoint?(point)
@@ -150,21 +190,33 @@ public struct ScalingStudy: Codable, Sendable {
             let t1 = time(one)
             for i in points.indices {
                 let m = Double(points[i].nodes)
-                let s = t1 / time(points[i])
+                let tm = time(points[i])
+                // A zero time on either side (no compute, no messages) has no ratio.
+                guard t1 > 0, tm > 0, t1.isFinite, tm.isFinite else {
+                    points[i].speedup = nil
+                    points[i].efficiency = nil
+                    points[i].karpFlatt = nil
+                    continue
+                }
+                let s = t1 / tm
                 points[i].speedup = s
                 points[i].efficiency = s / m
                 points[i].karpFlatt = m > 1 ? (1 / s - 1 / m) / (1 - 1 / m) : nil
             }
         }
-        let fit = AmdahlFit.fit(nodes: points.map(\.nodes), speedups: points.map(\.speedup))
-        return ScalingStudy(job: job, model: model, basis: basis, points: points, amdahl: fit)
+        let measured = points.compactMap { p in p.speedup.map { (p.nodes, $0) } }
+        let fit = AmdahlFit.fit(nodes: measured.map(\.0), speedups: measured.map(\.1))
+        return ScalingStudy(job: job, model: model, basis: basis, points: points, amdahl: fit,
+                            notes: model.partialApplication(nodeCounts: points.map(\.nodes)))
     }
 
     /// The measurements of one report (speedups are filled in by `finish`).
     public static func point(_ r: TrainingReport, wallSeconds: Double) -> ScalingPoint {
         let iterations = max(r.iterations, 1)
-        // Steady-state time per iteration: the slope of the trace, so that setup (the power
-        // iteration of --lr auto, row counts) does not count; the whole run when there is no slope.
+        // Time per iteration: the slope of the trace, so that setup (the power iteration of --lr
+        // auto, row counts) does not count; the whole run when there is no slope. Every point is
+        // stamped when its iteration began and the final one when the last iteration ended (see
+        // `Node.observe`), so N iterations span exactly N intervals.
         var perIteration = r.seconds / Double(iterations)
         if let first = r.trace.first, let last = r.trace.last, last.iteration > first.iteration {
             perIteration = (last.time - first.time) / Double(last.iteration - first.iteration)
@@ -178,7 +230,7 @@ public struct ScalingStudy: Codable, Sendable {
         let scale = sum > 0 ? perIteration / sum : 0
         let compute = totals.0 * scale, communication = totals.1 * scale, waiting = totals.2 * scale
         let busy = compute + communication + waiting
-        let serial = busy > 0 ? (communication + waiting) / busy : 0
+        let serial: Double? = busy > 0 ? (communication + waiting) / busy : nil
         let m = Double(r.nodes)
         // At most 300 points of the loss curve.
         let stride = max(1, (r.trace.count + 299) / 300)
@@ -191,8 +243,8 @@ public struct ScalingStudy: Codable, Sendable {
             timeToTolerance: r.stopReason == .converged ? r.seconds : nil,
             secondsPerIteration: perIteration,
             computePerIteration: compute, communicationPerIteration: communication, waitingPerIteration: waiting,
-            speedup: .nan, efficiency: .nan, karpFlatt: nil, serialShare: serial,
-            gustafsonScaledSpeedup: m - serial * (m - 1),
+            speedup: nil, efficiency: nil, karpFlatt: nil, serialShare: serial,
+            gustafsonScaledSpeedup: serial.map { m - $0 * (m - 1) },
             relativeDistance: r.relativeDistance, finalLossGap: r.optimalLoss.map { r.finalLoss - $0 },
             bytesSent: r.totalBytesSent, messages: r.simulation?.messages ?? r.totalMessages,
             events: r.simulation?.events ?? 0, wallSeconds: wallSeconds, lossCurve: curve)

@@ -40,27 +40,10 @@ public struct SimulationBackend: Backend {
         }
     }
 
-    /// Checks the model against a world of `nodes`.
-    public func validate(nodes: Int) throws {
-        let n = model.network
-        guard n.latency >= 0, n.latency.isFinite else { throw SimulationError.invalidModel("latency must be ≥ 0, got \(n.latency)") }
-        guard n.bandwidth > 0 else { throw SimulationError.invalidModel("bandwidth must be positive, got \(n.bandwidth)") }
-        guard model.compute.secondsPerElement >= 0, model.compute.secondsPerElement.isFinite else {
-            throw SimulationError.invalidModel("compute cost per element must be ≥ 0, got \(model.compute.secondsPerElement)")
-        }
-        for s in model.stragglers.slowdowns {
-            guard s.rank >= 0 && s.rank < nodes else { throw SimulationError.invalidModel("straggler rank \(s.rank) is not in 0..<\(nodes)") }
-            guard s.factor > 0 else { throw SimulationError.invalidModel("straggler factor must be positive, got \(s.factor)") }
-        }
-        switch model.stragglers.delay {
-        case .exponential(let mean)?: guard mean >= 0 else { throw SimulationError.invalidModel("delay mean must be ≥ 0") }
-        case .logNormal(_, let sigma)?: guard sigma >= 0 else { throw SimulationError.invalidModel("log-normal σ must be ≥ 0") }
-        case nil: break
-        }
-        for f in model.faults {
-            guard f.rank >= 0 && f.rank < nodes else { throw SimulationError.invalidModel("fault rank \(f.rank) is not in 0..<\(nodes)") }
-            guard f.at >= 0, f.downtime >= 0 else { throw SimulationError.invalidModel("a fault needs a time ≥ 0 and a downtime ≥ 0") }
-        }
+    /// Checks the model against a world of `nodes` (the rules are the core's,
+    /// `SimulationModel.validate(nodes:)`; a study checks once over all its node counts instead).
+    public func validate(nodes: Int) throws(SimulationModelError) {
+        try model.validate(nodes: nodes)
     }
 
     /// Runs an already prepared problem (lets callers reuse the data and the reference solution).

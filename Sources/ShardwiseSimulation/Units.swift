@@ -58,11 +58,13 @@ public enum SimulationUnits {
         return try positive(number * multiplier * bitsPerUnit / 8, text)
     }
 
-    /// Chosen slow ranks: `RANK:FACTOR[,RANK:FACTOR…]`, e.g. `3:10` (rank 3 ten times slower).
+    /// Chosen slow ranks: `RANK:FACTOR[,RANK:FACTOR…]`, e.g. `3:10` (rank 3 ten times slower). Only
+    /// the syntax is checked here; the ranges (factor ≥ 1, rank in the world) are the model's
+    /// (`SimulationModel.validate(nodeCounts:)`).
     public static func stragglers(_ text: String) throws -> [StragglerModel.Slowdown] {
         try text.split(separator: ",").map { item in
             let parts = item.split(separator: ":")
-            guard parts.count == 2, let rank = Int(parts[0]), rank >= 0, let factor = Double(parts[1]), factor > 0 else {
+            guard parts.count == 2, let rank = Int(parts[0]), rank >= 0, let factor = Double(parts[1]) else {
                 throw SimulationError.invalidModel("stragglers '\(text)': expected RANK:FACTOR[,RANK:FACTOR…], e.g. 3:10")
             }
             return StragglerModel.Slowdown(rank: rank, factor: factor)

@@ -71,9 +71,17 @@ struct SimulateCommand: AsyncParsableCommand {
     var jobFlags: [String] = []
 
     func validate() throws {
-        _ = try model(features: 1, rows: 1)
-        _ = try wrap("--nodes") { try SimulationUnits.nodeCounts(nodes) }
+        // The model's ranges are checked by the core, once, over every world of the study; the
+        // calibration (which takes a while) is the one value that cannot be out of range.
+        let counts = try wrap("--nodes") { try SimulationUnits.nodeCounts(nodes) }
+        try check(try model(features: 1, rows: 1, measure: false), nodeCounts: counts)
         _ = try jobOptions()
+    }
+
+    /// The core's validation of the model over the study's node counts (1 is always run); its
+    /// messages name the option.
+    private func check(_ model: SimulationModel, nodeCounts: [Int]) throws {
+        do { try model.validate(nodeCounts: nodeCounts + [1]) } catch { throw ValidationError(error.description) }
     }
 
     private func jobOptions() throws -> JobOptions {
@@ -89,12 +97,12 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     /// The model the flags describe (calibrated for shards of `rows` × `features` when asked).
-    func model(features: Int, rows: Int, precision: Precision = .float64) throws -> SimulationModel {
+    func model(features: Int, rows: Int, precision: Precision = .float64, measure: Bool = true) throws -> SimulationModel {
         let network = NetworkModel(latency: try wrap("--latency") { try SimulationUnits.duration(latency) },
                                    bandwidth: try wrap("--bandwidth") { try SimulationUnits.bandwidth(bandwidth) },
                                    sharedLinks: !noContention)
         let compute = calibrate
-            ? ComputeModel.calibrated(rows: rows, features: features, precision: precision)
+            ? (measure ? ComputeModel.calibrated(rows: rows, features: features, precision: precision) : ComputeModel(calibrated: true))
             : ComputeModel(secondsPerElement: try wrap("--compute-cost") { try SimulationUnits.duration(computeCost) })
         var slow = StragglerModel(seed: delaySeed)
         if let stragglers { slow.slowdowns = try wrap("--stragglers") { try SimulationUnits.stragglers(stragglers) } }
@@ -119,12 +127,8 @@ struct SimulateCommand: AsyncParsableCommand {
         let (rows, features) = try shape(of: job)
         let maxNodes = counts.max() ?? 1
         let model = try model(features: features, rows: max(1, rows / maxNodes), precision: job.precision)
+        try check(model, nodeCounts: counts)
         let backend = SimulationBackend(model: model)
-        for m in counts {
-            do { try backend.validate(nodes: m) } catch {
-                throw ValidationError("at \(m) nodes: \(error)")
-            }
-        }
         if job.strategy.kind == .hogwild || job.strategy.kind == .parameterServer, counts.contains(where: { $0 > 1 }) {
             // Nothing to refuse: both run in the simulator. (Kept as a reminder that PS's rank 0 holds no data.)
         }
@@ -172,9 +176,10 @@ struct SimulateCommand: AsyncParsableCommand {
             t.add(["\(p.nodes)", "\(p.iterations)", p.stopReason.rawValue, formatSeconds(p.timeToTolerance ?? p.seconds),
                    formatSeconds(p.secondsPerIteration), formatSeconds(p.computePerIteration),
                    formatSeconds(p.communicationPerIteration), formatSeconds(p.waitingPerIteration),
-                   String(format: "%.2f×", p.speedup), String(format: "%.0f%%", p.efficiency * 100),
+                   p.speedup.map { String(format: "%.2f×", $0) } ?? "—",
+                   p.efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "—",
                    p.karpFlatt.map { String(format: "%.4f", $0) } ?? "—",
-                   String(format: "%.1f×", p.gustafsonScaledSpeedup),
+                   p.gustafsonScaledSpeedup.map { String(format: "%.1f×", $0) } ?? "—",
                    p.relativeDistance.map(fmt) ?? "—", String(format: "%.2f s", p.wallSeconds)])
         }
         var out = t.render() + "\n\n"
@@ -184,10 +189,14 @@ struct SimulateCommand: AsyncParsableCommand {
                           fit.serialFraction, fit.maximumSpeedup.isFinite ? String(format: "%.1f×", fit.maximumSpeedup) : "∞",
                           fit.rmsResidual)
         }
-        if let last = s.points.last, last.nodes > 1 {
-            out += String(format: "Gustafson:     at %d nodes %.1f%% of the iteration is not compute → scaled speedup %.1f× (vs %.2f× measured, fixed size)\n",
-                          last.nodes, last.serialShare * 100, last.gustafsonScaledSpeedup, last.speedup)
+        if let last = s.points.last, last.nodes > 1, let share = last.serialShare, let scaled = last.gustafsonScaledSpeedup {
+            out += String(format: "Gustafson:     at %d nodes %.1f%% of the iteration is not compute → scaled speedup %.1f× (vs %@ measured, fixed size)\n",
+                          last.nodes, share * 100, scaled, last.speedup.map { String(format: "%.2f×", $0) } ?? "—")
         }
+        if s.points.contains(where: { $0.speedup == nil }) {
+            out += "—:             undefined (a time of zero: e.g. no compute cost and no messages on one node)\n"
+        }
+        for note in s.notes { out += "note:          \(note)\n" }
         return out
     }
 

@@ -67,18 +67,19 @@ import _TestSupport
         let counts = [1, 2, 4, 8, 16, 32, 64]
         let latencyBound = try await ScalingStudy.run(job: job, nodeCounts: counts,
                                                       backend: SimulationBackend(model: Self.model(latency: 20e-6, compute: 1e-8)))
-        let s = latencyBound.points.map(\.speedup)
+        let s = try latencyBound.points.map { try #require($0.speedup) }
         #expect(s[1] > 1.9)                                  // 2 nodes: nearly 2×
         #expect(s[6] < s[5] * 1.15, "speedup did not flatten: \(s)")  // 32 → 64 nodes: no gain
         #expect(s[6] < 16)                                   // far from 64
-        for i in 1..<s.count { #expect(latencyBound.points[i].efficiency < latencyBound.points[i - 1].efficiency + 1e-9) }
+        for i in 1..<s.count { #expect(s[i] / Double(counts[i]) < s[i - 1] / Double(counts[i - 1]) + 1e-9) }
         // Amdahl's fitted serial fraction is well above zero…
         let p = try #require(latencyBound.amdahl).serialFraction
         #expect(p > 0.005)
         // …while with no latency the same study scales almost linearly.
         let free = try await ScalingStudy.run(job: job, nodeCounts: counts,
                                               backend: SimulationBackend(model: Self.model(latency: 0, compute: 1e-8)))
-        #expect(free.points[6].speedup > 50, "bandwidth-only speedup at 64: \(free.points[6].speedup)")
+        let freeSpeedup = try #require(free.points[6].speedup)
+        #expect(freeSpeedup > 50, "bandwidth-only speedup at 64: \(freeSpeedup)")
         #expect(try #require(free.amdahl).serialFraction < p / 10)
     }
 

@@ -77,9 +77,9 @@ import _TestSupport
 
     @Test func rejectsBadModels() async throws {
         let bad = SimulationBackend(model: SimulationModel(network: NetworkModel(latency: 0, bandwidth: 0)))
-        #expect(throws: SimulationError.self) { try bad.validate(nodes: 2) }
+        #expect(throws: SimulationModelError.self) { try bad.validate(nodes: 2) }
         let badRank = SimulationBackend(model: SimulationModel(stragglers: StragglerModel(slowdowns: [.init(rank: 9, factor: 2)])))
-        #expect(throws: SimulationError.self) { try badRank.validate(nodes: 4) }
+        #expect(throws: SimulationModelError.self) { try badRank.validate(nodes: 4) }
     }
 }
 

@@ -23,6 +23,7 @@ public struct AllReduceSGD: Strategy {
         var stop: StopReason = .maxIterations
         var iteration = 0
         while iteration < node.job.stopping.maxIterations {
+            let began = comm.now
             // 1. Map: my shard's gradient sum.
             _ = try await comm.compute(work) { local.evaluate(w: w, into: &g) }
             // 2. All-reduce the sums.
@@ -34,7 +35,7 @@ public struct AllReduceSGD: Strategy {
                 }
             }
             let norm = euclideanNorm(g)
-            if node.rank == 0 { node.observe(iteration: iteration, model: w, gradientNorm: norm) }
+            if node.rank == 0 { node.observe(iteration: iteration, model: w, gradientNorm: norm, began: began) }
             if let reason = monitor.check(gradientNorm: norm) {
                 stop = reason
                 if reason == .diverged {

@@ -62,6 +62,7 @@ public struct Gossip: Strategy {
         var iteration = 0
         let monitorCodec = setupCodec.makeCodec()
         while iteration < node.job.stopping.maxIterations {
+            let began = comm.now
             // 1. Local gradient of fᵢ at xᵢ.
             _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: x, into: &g) }
             for j in 0..<d { g[j] = g[j] * scale + lambda * x[j] }
@@ -94,12 +95,12 @@ public struct Gossip: Strategy {
                     }
                     if consensus <= max(node.job.stopping.tolerance, 1e-12) * max(meanNorm, 1) {
                         stop = reason
-                        record(node, iteration, x)
+                        record(node, iteration, x, began: began)
                         break
                     }
                 }
             }
-            if node.recorder.wants(iteration) { record(node, iteration, x) }
+            if node.recorder.wants(iteration) { record(node, iteration, x, began: began) }
 
             // 2. Exchange replicas with the neighbours.
             if asynchronous {
@@ -143,8 +144,8 @@ public struct Gossip: Strategy {
     }
 
     /// Every gossip node records its replica at trace points; the report averages them and measures
-    /// their spread.
-    private func record<Scalar: BLASScalar>(_ node: Node<Scalar>, _ iteration: Int, _ x: [Scalar]) {
-        node.recorder.record(TracePoint(iteration: iteration, time: node.comm.now, model: x.map(Double.init)))
+    /// their spread. The time is when the iteration began (see `Node.observe`), now for the final point.
+    private func record<Scalar: BLASScalar>(_ node: Node<Scalar>, _ iteration: Int, _ x: [Scalar], began: Double? = nil) {
+        node.recorder.record(TracePoint(iteration: iteration, time: began ?? node.comm.now, model: x.map(Double.init)))
     }
 }

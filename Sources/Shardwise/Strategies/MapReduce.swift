@@ -51,6 +51,7 @@ public struct MapReduce: Strategy {
         var iteration = 0
         let codec = node.codec
         while iteration < node.job.stopping.maxIterations {
+            let began = comm.now
             // 1. Broadcast w (encoded once).
             if comm.size > 1 {
                 let bytes = comm.encode(w, codec: codec, stream: CodecStream(tag: Self.modelTag, peer: -1))
@@ -70,7 +71,7 @@ public struct MapReduce: Strategy {
                 }
             }
             let norm = euclideanNorm(g)
-            node.observe(iteration: iteration, model: w, gradientNorm: norm)
+            node.observe(iteration: iteration, model: w, gradientNorm: norm, began: began)
             if let reason = monitor.check(gradientNorm: norm) {
                 stop = reason
                 if reason == .diverged {

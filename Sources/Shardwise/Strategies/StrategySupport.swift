@@ -140,9 +140,15 @@ public struct ConvergenceMonitor: Sendable {
 
 extension Node {
     /// Records a trace point and reports progress (the monitor node calls this each iteration).
-    func observe(iteration: Int, model w: [Scalar], gradientNorm: Double?, loss: Double? = nil, force: Bool = false) {
+    /// `began` is when the iteration began — when its model `w` was in hand — and is the trace
+    /// point's time: so point k is at setup + k·T and the final point (the model after the last
+    /// step, observed at once) at setup + N·T, and the trace's slope is the iteration time T at
+    /// any iteration count. Stamping "now", after the iteration's rounds, would put every point
+    /// but the final one an iteration late. nil means now (the final point).
+    func observe(iteration: Int, model w: [Scalar], gradientNorm: Double?, loss: Double? = nil, force: Bool = false,
+                 began: Double? = nil) {
         if force || recorder.wants(iteration) {
-            recorder.record(TracePoint(iteration: iteration, time: comm.now, model: w.map(Double.init),
+            recorder.record(TracePoint(iteration: iteration, time: began ?? comm.now, model: w.map(Double.init),
                                        gradientNorm: gradientNorm))
         }
         // Nobody listening (benchmarks, library use): skip the O(d) distance on the per-iteration path.

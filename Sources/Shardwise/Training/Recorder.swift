@@ -3,7 +3,9 @@ import Synchronization
 /// One point of a node's trace: where the model was at an iteration, and what the node knew then.
 public struct TracePoint: Codable, Sendable, Equatable {
     public var iteration: Int
-    /// Seconds since the start (virtual in the simulator).
+    /// Seconds since the start (virtual in the simulator) at which the iteration began, i.e. when
+    /// this model was in hand (synchronous strategies; the asynchronous ones stamp when they
+    /// observe).
     public var time: Double
     /// The model at this point (before the iteration's update), for exact offline evaluation.
     public var model: [Double]?

@@ -17,6 +17,117 @@ public struct SimulationModel: Codable, Sendable, Equatable {
     }
 }
 
+/// Why a simulation model cannot run. Each field of the model is set by one option of
+/// `shardwise simulate`, so the message names that option (`--latency`, `--stragglers`, …): the
+/// CLI shows it as is, and a library caller still learns which field is wrong.
+public enum SimulationModelError: Error, CustomStringConvertible, Equatable {
+    /// The value of `option`'s field is out of range, for `reason`.
+    case invalid(option: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let option, let reason): return "\(option): \(reason)"
+        }
+    }
+}
+
+extension SimulationModel {
+    /// Checks the model for one run on `nodes` nodes: every value in range, every straggler, delayed
+    /// rank and fault on a rank of that world.
+    public func validate(nodes: Int) throws(SimulationModelError) {
+        try validate(nodeCounts: [nodes])
+    }
+
+    /// Checks the model for a study over `nodeCounts`: every value in range, and every straggler,
+    /// delayed rank and fault on a rank that at least one of the worlds has (the study applies each
+    /// to the node counts that have its rank, see `restricted(toNodes:)`). Validation lives here,
+    /// once: the backend and the CLI both call it.
+    public func validate(nodeCounts: [Int]) throws(SimulationModelError) {
+        func fail(_ option: String, _ reason: String) -> SimulationModelError { .invalid(option: option, reason: reason) }
+        let largest = nodeCounts.max() ?? 1
+        let world = nodeCounts.count == 1 ? "0..<\(largest) (\(largest) node\(largest == 1 ? "" : "s"))"
+                                         : "0..<\(largest), the largest world of the study"
+        guard network.latency.isFinite, network.latency >= 0 else {
+            throw fail("--latency", "the latency must be a finite number of seconds ≥ 0, got \(network.latency)")
+        }
+        // An infinite bandwidth is a question worth asking (messages cost only their latency).
+        guard network.bandwidth > 0, !network.bandwidth.isNaN else {
+            throw fail("--bandwidth", "the bandwidth must be positive, got \(network.bandwidth) bytes/s")
+        }
+        guard compute.secondsPerElement.isFinite, compute.secondsPerElement >= 0 else {
+            throw fail(compute.calibrated ? "--calibrate" : "--compute-cost",
+                       "the compute cost must be a finite number of seconds per element ≥ 0, got \(compute.secondsPerElement)")
+        }
+        var slowRanks = Set<Int>()
+        for s in stragglers.slowdowns {
+            guard s.rank >= 0, s.rank < largest else {
+                throw fail("--stragglers", "rank \(s.rank) is not in \(world)")
+            }
+            guard slowRanks.insert(s.rank).inserted else {
+                throw fail("--stragglers", "rank \(s.rank) is given twice")
+            }
+            // A factor in (0, 1) would be a speed-up, which is no straggler; ≤ 0 or NaN is no time at all.
+            guard s.factor.isFinite, s.factor >= 1 else {
+                throw fail("--stragglers", "the factor of rank \(s.rank) must be ≥ 1 (a straggler is slower: 10 = ten times slower), got \(s.factor)")
+            }
+        }
+        switch stragglers.delay {
+        case .exponential(let mean)?:
+            guard mean.isFinite, mean >= 0 else { throw fail("--delay", "the mean delay must be a finite number of seconds ≥ 0, got \(mean)") }
+        case .logNormal(let mu, let sigma)?:
+            guard mu.isFinite else { throw fail("--delay", "the log-normal median must be positive and finite (μ = \(mu))") }
+            guard sigma.isFinite, sigma >= 0 else { throw fail("--delay", "the log-normal σ must be finite and ≥ 0, got \(sigma)") }
+        case nil:
+            break
+        }
+        if let ranks = stragglers.delayRanks {
+            guard stragglers.delay != nil else { throw fail("--delay-ranks", "needs a delay to apply (--delay)") }
+            guard !ranks.isEmpty else { throw fail("--delay-ranks", "the list of ranks is empty") }
+            for r in ranks where r < 0 || r >= largest {
+                throw fail("--delay-ranks", "rank \(r) is not in \(world)")
+            }
+        }
+        for f in faults {
+            guard f.rank >= 0, f.rank < largest else { throw fail("--fault", "rank \(f.rank) is not in \(world)") }
+            guard f.at.isFinite, f.at >= 0 else { throw fail("--fault", "the crash time of rank \(f.rank) must be a finite time ≥ 0, got \(f.at)") }
+            guard f.downtime.isFinite, f.downtime >= 0 else {
+                throw fail("--fault", "the downtime of rank \(f.rank) must be a finite time ≥ 0, got \(f.downtime)")
+            }
+        }
+    }
+
+    /// The model as it applies to a world of `nodes`: stragglers, delayed ranks and faults on ranks
+    /// that world does not have are dropped. A study runs each node count under this, so that
+    /// `--stragglers 3:10` slows rank 3 where there is one (m ≥ 4) and leaves the smaller worlds,
+    /// the 1-node baseline among them, as they are.
+    public func restricted(toNodes nodes: Int) -> SimulationModel {
+        var m = self
+        m.stragglers.slowdowns.removeAll { $0.rank >= nodes }
+        // An empty list (not nil, which means every rank): the delay applies to none of this world.
+        m.stragglers.delayRanks = stragglers.delayRanks.map { $0.filter { $0 < nodes } }
+        m.faults.removeAll { $0.rank >= nodes }
+        return m
+    }
+
+    /// One line per straggler, delayed-rank list or fault that only part of a study's worlds has:
+    /// "straggler rank 3 ×10 applies to m ≥ 4". Empty when everything applies everywhere.
+    public func partialApplication(nodeCounts: [Int]) -> [String] {
+        let smallest = nodeCounts.min() ?? 1
+        func factor(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x) }
+        var lines: [String] = []
+        for s in stragglers.slowdowns where s.rank >= smallest {
+            lines.append("straggler rank \(s.rank) ×\(factor(s.factor)) applies to m ≥ \(s.rank + 1)")
+        }
+        if let ranks = stragglers.delayRanks, stragglers.delay != nil {
+            for r in ranks where r >= smallest { lines.append("delay on rank \(r) applies to m ≥ \(r + 1)") }
+        }
+        for f in faults where f.rank >= smallest {
+            lines.append("fault of rank \(f.rank) applies to m ≥ \(f.rank + 1)")
+        }
+        return lines
+    }
+}
+
 /// Each message costs `latency + bytes / bandwidth` (the seeds' formula). With `sharedLinks`, a
 /// node has one uplink and one downlink, each carrying one message at a time: a message occupies
 /// its sender's uplink and its receiver's downlink for its whole cost, so a server receiving m

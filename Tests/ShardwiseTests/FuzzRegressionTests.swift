@@ -1,0 +1,23 @@
+import Shardwise
+import Testing
+
+/// Inputs found by the libFuzzer harnesses (`Fuzz/`, `make fuzz`), kept as tests. Each asserts a
+/// clean thrown error.
+@Suite struct ReaderFuzzRegressionTests {
+    /// FuzzLIBSVM-oom-a4512bda… (`Fuzz/Findings/`): 44 bytes of LIBSVM naming feature 522 222 222
+    /// make the reader allocate a dense 1 × 522 222 222 matrix (4.2 GB, `LIBSVMReader.swift:138`,
+    /// `Matrix(rows:columns:)`) before anything refuses it. The width must be checked before the
+    /// allocation (a dimension limit, or `MemoryBudget`), with an error naming the file and line.
+    static let hugeIndex: [UInt8] = [49, 32, 53, 50, 50, 50, 50, 50, 50, 50, 50, 58, 51, 32, 35, 50, 50, 50, 50, 50, 50,
+                                     50, 191, 50, 126, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 48,
+                                     75, 49, 58]
+
+    /// FuzzLIBSVM-oom-09c5bbc9…: the same with feature 522 212 224 in a well-formed file of two lines.
+    static let hugeIndexTwoLines: [UInt8] = [49, 32, 53, 50, 50, 50, 49, 50, 50, 50, 52, 58, 49, 101, 45, 51, 10, 32, 50, 32]
+
+    @Test(.disabled("fixed by the readers change"), arguments: [hugeIndex, hugeIndexTwoLines])
+    func libsvmHugeIndexIsRefusedBeforeAllocating(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(throws: (any Error).self) { try LIBSVMReader.parse(text: text, source: "fuzz") }
+    }
+}
