@@ -242,8 +242,9 @@ public final class SocketCommunicator: Communicator, @unchecked Sendable {
         logger.debug("listening on \(host):\(boundPort)")
         if rank == 0 {
             if let file = c.portFile {
-                try "\(boundPort)\n".write(toFile: file + ".tmp", atomically: false, encoding: .utf8)
-                guard rename(file + ".tmp", file) == 0 else { throw SocketError.configuration("cannot write --port-file \(file)") }
+                do { try OutputFile.writeAtomically("\(boundPort)\n", to: file, option: "--port-file") } catch {
+                    throw SocketError.configuration("\(error)")
+                }
             }
             state.withLock { $0.joined[0] = PeerAddress(rank: 0, host: c.coordinatorHost, port: boundPort) }
             if size == 1 { promise.succeed(()) } else { loop.execute { [self] in completeRendezvousIfReady() } }

@@ -15,9 +15,14 @@ import Testing
     /// FuzzLIBSVM-oom-09c5bbc9…: the same with feature 522 212 224 in a well-formed file of two lines.
     static let hugeIndexTwoLines: [UInt8] = [49, 32, 53, 50, 50, 50, 49, 50, 50, 50, 52, 58, 49, 101, 45, 51, 10, 32, 50, 32]
 
-    @Test(.disabled("fixed by the readers change"), arguments: [hugeIndex, hugeIndexTwoLines])
-    func libsvmHugeIndexIsRefusedBeforeAllocating(_ bytes: [UInt8]) {
+    /// Under libFuzzer's 2 GiB limit the reader must refuse before it allocates, naming the need.
+    @Test(arguments: [hugeIndex, hugeIndexTwoLines])
+    func libsvmHugeIndexIsRefusedBeforeAllocating(_ bytes: [UInt8]) throws {
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(throws: (any Error).self) { try LIBSVMReader.parse(text: text, source: "fuzz") }
+        let error = try #require(throws: DataError.self) {
+            try MemoryBudget.$limit.withValue(2 << 30) { try LIBSVMReader.parse(text: text, source: "fuzz") }
+        }
+        #expect("\(error)".contains("(the largest index, 5222"), "\(error)")
+        #expect("\(error)".contains("this machine has 2.0 GiB"), "\(error)")
     }
 }

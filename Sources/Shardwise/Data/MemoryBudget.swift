@@ -8,8 +8,14 @@ import Foundation
 /// try MemoryBudget.check(elements: n * d, bytesPerElement: 8, what: "the synthetic X (n=…, d=…)")
 /// ```
 public enum MemoryBudget {
-    /// The machine's physical memory in bytes (`SHARDWISE_MEMORY_LIMIT` overrides it, for tests).
+    /// A smaller budget for the current task and its children (tests, fuzzers, an embedding
+    /// program that shares the machine): `MemoryBudget.$limit.withValue(2 << 30) { … }`.
+    @TaskLocal public static var limit: Int?
+
+    /// The budget in bytes: `limit` when set, else `SHARDWISE_MEMORY_LIMIT` (e.g. `2GiB`), else the
+    /// machine's physical memory.
     public static var physicalBytes: Int {
+        if let limit { return limit }
         if let text = ProcessInfo.processInfo.environment["SHARDWISE_MEMORY_LIMIT"], let v = parseBytes(text) { return v }
         return Int(clamping: ProcessInfo.processInfo.physicalMemory)
     }
