@@ -7,21 +7,21 @@ extension ComputeModel {
     ///
     /// Runs the kernel for at least `minimumSeconds` (after a warm-up) and takes the median of
     /// several batches, so a busy machine skews it less.
+    /// - Throws: `JobError` when the shard would not fit in memory (`MemoryBudget`).
     public static func calibrated(rows: Int, features: Int, precision: Precision = .float64,
-                                  minimumSeconds: Double = 0.2) -> ComputeModel {
+                                  minimumSeconds: Double = 0.2) throws -> ComputeModel {
         switch precision {
-        case .float64: return ComputeModel(secondsPerElement: measure(Double.self, rows: rows, features: features, minimumSeconds: minimumSeconds), calibrated: true)
-        case .float32: return ComputeModel(secondsPerElement: measure(Float.self, rows: rows, features: features, minimumSeconds: minimumSeconds), calibrated: true)
+        case .float64: return ComputeModel(secondsPerElement: try measure(Double.self, rows: rows, features: features, minimumSeconds: minimumSeconds), calibrated: true)
+        case .float32: return ComputeModel(secondsPerElement: try measure(Float.self, rows: rows, features: features, minimumSeconds: minimumSeconds), calibrated: true)
         }
     }
 
-    static func measure<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, features: Int, minimumSeconds: Double) -> Double {
-        BLASThreading.withOneThread { measureOnOneThread(Scalar.self, rows: rows, features: features, minimumSeconds: minimumSeconds) }
+    static func measure<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, features: Int, minimumSeconds: Double) throws -> Double {
+        try BLASThreading.withOneThread { try measureOnOneThread(Scalar.self, rows: rows, features: features, minimumSeconds: minimumSeconds) }
     }
 
-    private static func measureOnOneThread<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, features: Int, minimumSeconds: Double) -> Double {
-        // One shard of a job's data, which is already in memory: it fits.
-        let data = try! SyntheticSpec(rows: max(rows, 1), features: max(features, 1), seed: 99).generate(Scalar.self)
+    private static func measureOnOneThread<Scalar: BLASScalar>(_: Scalar.Type, rows: Int, features: Int, minimumSeconds: Double) throws -> Double {
+        let data = try SyntheticSpec(rows: max(rows, 1), features: max(features, 1), seed: 99).generate(Scalar.self)
         let kernel = GradientKernel(x: data.x.view, y: data.y[...])
         var w = [Scalar](repeating: 0.01, count: data.features)
         var g = [Scalar](repeating: 0, count: data.features)

@@ -102,7 +102,7 @@ struct SimulateCommand: AsyncParsableCommand {
                                    bandwidth: try wrap("--bandwidth") { try SimulationUnits.bandwidth(bandwidth) },
                                    sharedLinks: !noContention)
         let compute = calibrate
-            ? (measure ? ComputeModel.calibrated(rows: rows, features: features, precision: precision) : ComputeModel(calibrated: true))
+            ? (measure ? try ComputeModel.calibrated(rows: rows, features: features, precision: precision) : ComputeModel(calibrated: true))
             : ComputeModel(secondsPerElement: try wrap("--compute-cost") { try SimulationUnits.duration(computeCost) })
         var slow = StragglerModel(seed: delaySeed)
         if let stragglers { slow.slowdowns = try wrap("--stragglers") { try SimulationUnits.stragglers(stragglers) } }

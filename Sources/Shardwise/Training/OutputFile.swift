@@ -17,6 +17,8 @@ public enum OutputFileError: Error, CustomStringConvertible, Equatable {
     case notWritable(option: String?, path: String, reason: String)
     /// Writing failed part way (disk full, I/O error); the file is as it was before.
     case writeFailed(option: String?, path: String, reason: String)
+    /// Writing in place (a hard-linked file) failed part way: the file may now be incomplete.
+    case partiallyWritten(option: String?, path: String, reason: String)
 
     public var description: String {
         func name(_ option: String?, _ path: String) -> String { option.map { "\($0) \(path)" } ?? path }
@@ -29,6 +31,8 @@ public enum OutputFileError: Error, CustomStringConvertible, Equatable {
             return "\(name(option, path)): cannot write: \(reason)"
         case .writeFailed(let option, let path, let reason):
             return "\(name(option, path)): writing failed, the file is unchanged: \(reason)"
+        case .partiallyWritten(let option, let path, let reason):
+            return "\(name(option, path)): writing in place (the file has other hard links) failed part way, so the file may be incomplete: \(reason)"
         }
     }
 }
@@ -90,7 +94,7 @@ public enum OutputFile {
 
         // In place: a hard-linked file, or one whose directory admits no temporary file.
         if let info = target.existing, info.st_nlink > 1 || access(target.directory, W_OK | X_OK) != 0 {
-            try writeInPlace(bytes, to: target.path, failed: failed)
+            try writeInPlace(bytes, to: target.path, failed: failed) { .partiallyWritten(option: option, path: path, reason: $0) }
             return
         }
         removeStaleTemporaries(of: target)
@@ -198,12 +202,13 @@ public enum OutputFile {
     }
 
     /// A hard-linked file: overwrite its bytes, then cut it to length.
-    private static func writeInPlace(_ bytes: [UInt8], to path: String, failed: (String) -> OutputFileError) throws {
+    private static func writeInPlace(_ bytes: [UInt8], to path: String, failed: (String) -> OutputFileError,
+                                     partly: (String) -> OutputFileError) throws {
         let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw failed(errnoText()) }
+        guard fd >= 0 else { throw failed(errnoText()) }   // nothing touched yet
         defer { close(fd) }
-        if let failure = writeAll(bytes, to: fd) { throw failed(failure) }
-        guard ftruncate(fd, off_t(bytes.count)) == 0 else { throw failed(errnoText()) }
+        if let failure = writeAll(bytes, to: fd) { throw partly(failure) }
+        guard ftruncate(fd, off_t(bytes.count)) == 0 else { throw partly(errnoText()) }
     }
 
     #if os(Linux)
