@@ -47,11 +47,14 @@ struct FailureProcessTests {
         }
     }
 
-    @Test("ps --staleness 0: a killed worker is dropped at once and the run finishes with a report")
-    func synchronousServerCarriesOn() async throws {
+    /// Staleness 0 waits for the round's last gradient; staleness 1 holds the faster workers back
+    /// for the slowest. Either way a lost worker must release the others at once.
+    @Test("ps with a bounded staleness: a killed worker is dropped at once and the run finishes with a report",
+          arguments: [0, 1])
+    func boundedServerCarriesOn(staleness: Int) async throws {
         let timeout = 60.0
         var job = Jobs.job(.parameterServer, nodes: 4, iterations: 1500, timeout: timeout)
-        job.strategy.staleness = 0
+        job.strategy.staleness = staleness
         job.stopping.tolerance = 0
         let killer = Killer(victim: 2, iteration: 20)
         let report = try await killer.launcher().run(job, onProgress: { killer.progress($0) })
@@ -62,21 +65,6 @@ struct FailureProcessTests {
         #expect(report.perNode.map(\.rank) == [0, 1, 3])
         #expect(report.iterations == 1500)
         #expect(report.finalLoss.isFinite)
-    }
-
-    @Test("ps --staleness 1: a killed worker the others were held back for releases them at once")
-    func boundedServerCarriesOn() async throws {
-        let timeout = 60.0
-        var job = Jobs.job(.parameterServer, nodes: 4, iterations: 1500, timeout: timeout)
-        job.strategy.staleness = 1
-        job.stopping.tolerance = 0
-        let killer = Killer(victim: 2, iteration: 20)
-        let report = try await killer.launcher().run(job, onProgress: { killer.progress($0) })
-        let killedAt = try #require(killer.killedAt.withLock { $0 }, "the worker was never killed")
-        let elapsed = MonotonicClock.now() - killedAt
-        #expect(elapsed < timeout / 2, "the run took \(elapsed) s after the kill; the receive timeout is \(timeout) s")
-        #expect(report.notes.contains { $0.contains("lost worker rank 2") }, "notes: \(report.notes)")
-        #expect(report.iterations == 1500)
     }
 
     @Test("rank 0 stopped (SIGSTOP): the launcher does not wait forever, and names it")

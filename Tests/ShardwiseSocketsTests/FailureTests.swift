@@ -374,13 +374,13 @@ final class FakeCoordinator: @unchecked Sendable {
 
     /// On a thread: accepts one node, authenticates it, runs `script`, then keeps the connection
     /// open until `finish` (a closing coordinator would be a loss of its own).
-    func run(_ script: @escaping @Sendable (RawPeer, Handshake.Hello) -> Void) -> Finished {
+    func run(_ script: @escaping @Sendable (RawClient, Handshake.Hello) -> Void) -> Finished {
         let finished = Finished()
         let thread = Thread { [self] in
             defer { finished.signal() }
             let fd = accept(listener, nil, nil)
             guard fd >= 0 else { return }
-            let peer = RawPeer(fd: fd)
+            let peer = RawClient(accepted: fd)
             let challenge = Handshake.nonce()
             peer.write(Frame(type: .challenge, payload: Handshake.encode(Handshake.Challenge(nonce: challenge))).encoded())
             guard let frame = peer.readFrame(), frame.type == .hello,
@@ -403,34 +403,3 @@ final class FakeCoordinator: @unchecked Sendable {
     }
 }
 
-/// One accepted raw connection (the fake coordinator's side).
-final class RawPeer {
-    let fd: Int32
-    init(fd: Int32) {
-        self.fd = fd
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    }
-    deinit { Glibc.close(fd) }
-
-    func write(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    }
-
-    func readFrame() -> Frame? {
-        func read(_ n: Int) -> [UInt8]? {
-            var out = [UInt8](repeating: 0, count: n)
-            var got = 0
-            while got < n {
-                let r = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, n - got, 0) }
-                if r <= 0 { return nil }
-                got += r
-            }
-            return out
-        }
-        guard let header = read(FrameHeader.size) else { return nil }
-        let length = Int(UInt32(header[12]) << 24 | UInt32(header[13]) << 16 | UInt32(header[14]) << 8 | UInt32(header[15]))
-        guard length < 1 << 20, let payload = read(length) else { return nil }
-        return try? Frame.decode(header + payload)
-    }
-}

@@ -46,9 +46,16 @@ enum Jobs {
     }
 }
 
-/// A hostile or broken client: raw POSIX TCP to 127.0.0.1.
+/// A hostile or broken peer: raw POSIX TCP on 127.0.0.1 — a client that connects, or (with
+/// `init(accepted:)`) the far side of a connection a fake coordinator accepted.
 final class RawClient {
     let fd: Int32
+
+    init(accepted fd: Int32) {
+        self.fd = fd
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
