@@ -76,4 +76,18 @@ extension StandardizationTests {
         let reference = try LeastSquares.solve(x: x.view, y: y[...]).w
         #expect(relativeError(standardization.originalCoefficients(w), reference) < 1e-9)
     }
+
+    /// Logistic regression's labels are classes: standardising X must leave y at 0 and 1, so that
+    /// the label check passes and the model trains on the real labels (`train` and `solve`).
+    @Test("logistic: --standardize scales X and leaves the 0/1 labels alone")
+    func logisticLabelsStayBinary() throws {
+        var job = Job(data: .synthetic(SyntheticSpec(rows: 500, features: 4, seed: 5, classification: true)))
+        job.objective = .logistic(lambda: 0.01)
+        job.standardize = true
+        let problem = try PreparedProblem<Double>(job: job)
+        #expect(problem.dataset.y.allSatisfy { $0 == 0 || $0 == 1 })
+        #expect(problem.dataset.y.contains(0) && problem.dataset.y.contains(1))
+        #expect(problem.standardization?.targetMean == 0)
+        try problem.dataset.validateTargets(for: job.objective)
+    }
 }
