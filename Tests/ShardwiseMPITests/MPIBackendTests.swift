@@ -8,7 +8,7 @@ import _TestSupport
 
 /// The MPI backend under real mpirun (2 and 4 ranks; 4 oversubscribe this 2-core machine),
 /// against LAPACK's w* and against the threads backend run in this process.
-@Suite("MPI backend under mpirun", .serialized, .enabled(if: MPIRun.available, "needs mpirun and a `shardwise` built with --traits MPI"))
+@Suite("MPI backend under mpirun", .serialized, .spawnsProcesses, .enabled(if: MPIRun.available, "needs mpirun and a `shardwise` built with --traits MPI"))
 struct MPIBackendTests {
     /// n = 4000, d = 20, well conditioned: small, so that 20-odd mpirun runs stay well under 3 min.
     static func job(_ kind: StrategyKind, ranks: Int, _ edit: (inout Job) -> Void = { _ in }) -> Job {

@@ -11,7 +11,7 @@ import Glibc
 /// Failures that need a real process killed: node processes of the `shardwise` binary on
 /// 127.0.0.1. Timing bounds are generous (a loaded 2-core machine): what they tell apart is "at
 /// once" from "after the job's timeout", which is made long.
-@Suite("Socket failures with processes", .serialized)
+@Suite("Socket failures with processes", .serialized, .spawnsProcesses)
 struct FailureProcessTests {
     /// Kills `victim` once rank 0's progress passes `iteration` (and `after` seconds of training).
     final class Killer: Sendable {
@@ -52,7 +52,7 @@ struct FailureProcessTests {
     @Test("ps with a bounded staleness: a killed worker is dropped at once and the run finishes with a report",
           arguments: [0, 1])
     func boundedServerCarriesOn(staleness: Int) async throws {
-        let timeout = 60.0
+        let timeout = 300.0
         var job = Jobs.job(.parameterServer, nodes: 4, iterations: 1500, timeout: timeout)
         job.strategy.staleness = staleness
         job.stopping.tolerance = 0
@@ -60,7 +60,7 @@ struct FailureProcessTests {
         let report = try await killer.launcher().run(job, onProgress: { killer.progress($0) })
         let killedAt = try #require(killer.killedAt.withLock { $0 }, "the worker was never killed")
         let elapsed = MonotonicClock.now() - killedAt
-        #expect(elapsed < timeout / 2, "the run took \(elapsed) s after the kill; the receive timeout is \(timeout) s")
+        #expect(elapsed < timeout / 3, "the run took \(elapsed) s after the kill; the receive timeout is \(timeout) s")
         #expect(report.notes.contains { $0.contains("lost worker rank 2") }, "notes: \(report.notes)")
         #expect(report.perNode.map(\.rank) == [0, 1, 3])
         #expect(report.iterations == 1500)
@@ -80,12 +80,12 @@ struct FailureProcessTests {
             "\(error)".contains("rank 0 was killed by signal 9 (SIGKILL): error: rank 0 was stopped (SIGSTOP?)")
         }
         // The workers time out (3 s), the stopped rank 0 gets the timeout plus 5 s: a liveness bound.
-        #expect(MonotonicClock.now() - start < 60)
+        #expect(MonotonicClock.now() - start < 120)
     }
 
     @Test("ring all-reduce with rank 0 killed: every rank stops at once, naming the iteration")
     func ringStopsWhenTheCoordinatorDies() async throws {
-        let timeout = 60.0
+        let timeout = 300.0
         var job = Jobs.job(.allReduce, nodes: 3, iterations: 1_000_000, timeout: timeout)
         job.strategy.allReduce = .ring
         job.stopping.tolerance = 0
@@ -106,7 +106,7 @@ struct FailureProcessTests {
         }
         let killedAt = try #require(killer.killedAt.withLock { $0 }, "rank 0 was never killed")
         let elapsed = MonotonicClock.now() - killedAt
-        #expect(elapsed < 15, "the others took \(elapsed) s to stop; the receive timeout is \(timeout) s")
+        #expect(elapsed < timeout / 3, "the others took \(elapsed) s to stop; the receive timeout is \(timeout) s")
     }
 
     @Test("launch --resume continues the iteration count from the checkpoint, and the report says so")

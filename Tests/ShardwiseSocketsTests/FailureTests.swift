@@ -39,13 +39,14 @@ struct FailureTests {
         let t0 = MonotonicClock.now()
         await #expect {
             _ = try await withTaskExecutorPreference(comm.executor) {
-                try await comm.receive(from: .rank(2), tag: Tag(5), timeout: 30)
+                try await comm.receive(from: .rank(2), tag: Tag(5), timeout: 300)
             }
         } throws: { error in
             let text = "\(error)"
             return text.contains("rank 0") && text.contains("a lost frame naming rank \(named)") && text.contains("field \"rank\"")
         }
-        #expect(MonotonicClock.now() - t0 < 10, "the bad frame must end the wait at once, not at the 30 s timeout")
+        // A liveness bound far below the timeout: a loaded 2-core machine has stalled this by 30 s.
+        #expect(MonotonicClock.now() - t0 < 100, "the bad frame must end the wait at once, not at the 300 s timeout")
         await comm.close()
     }
 
@@ -75,13 +76,13 @@ struct FailureTests {
         defer { fake.finish(); script.wait() }
         let t0 = MonotonicClock.now()
         await #expect {
-            let comm = try await SocketCommunicator.rendezvous(try Self.configuration(rank: 1, size: 3, port: fake.port))
+            let comm = try await SocketCommunicator.rendezvous(try Self.configuration(rank: 1, size: 3, port: fake.port, timeout: 300))
             await comm.close()
         } throws: { error in
             let text = "\(error)"
             return text.contains("bad peer table") && text.contains(bad.field) && text.contains("rank 0")
         }
-        #expect(MonotonicClock.now() - t0 < 10, "a bad table must fail the rendezvous at once, not at the 60 s timeout")
+        #expect(MonotonicClock.now() - t0 < 100, "a bad table must fail the rendezvous at once, not at the 300 s timeout")
     }
 
     @Test("a data frame with a backend-internal tag is refused, naming the peer")
@@ -176,7 +177,7 @@ struct FailureTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let portFile = dir.appendingPathComponent("port").path
-        let timeout = 60.0
+        let timeout = 300.0
         let zero = Task { try await SocketCommunicator.rendezvous(try Self.configuration(rank: 0, size: 3, port: 0, timeout: timeout, portFile: portFile)) }
         let port = try await Self.readPort(portFile)
         // Two nodes claim rank 1: whichever comes second is refused, well before the other's
@@ -203,7 +204,7 @@ struct FailureTests {
         let message = try #require(outcome.1, "the first node to finish should be the refused one")
         #expect(message.contains("rank 1 has already joined"), "\(message)")
         #expect(message.contains("rendezvous failed"), "\(message)")
-        #expect(elapsed < 10, "refused after \(elapsed) s; the timeout is \(timeout) s")
+        #expect(elapsed < timeout / 3, "refused after \(elapsed) s; the timeout is \(timeout) s")
         // The run itself is unharmed: rank 2 completes the rendezvous.
         let two = try await SocketCommunicator.rendezvous(try Self.configuration(rank: 2, size: 3, port: port, timeout: timeout))
         let comms = [try await zero.value, try await admitted.value, two]

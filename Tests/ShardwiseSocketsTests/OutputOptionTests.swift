@@ -22,7 +22,7 @@ private func scratch() throws -> String {
     return path
 }
 
-@Suite("Output options")
+@Suite("Output options", .spawnsProcesses)
 struct OutputOptionTests {
     /// It exited 0 with 202 error lines and no checkpoint.
     @Test("launch --checkpoint into a missing directory fails at start")

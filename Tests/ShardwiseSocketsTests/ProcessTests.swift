@@ -7,7 +7,7 @@ import _TestSupport
 
 /// Real node processes of the `shardwise` binary on 127.0.0.1 with ephemeral ports. Serialized:
 /// every test already runs several processes on a small machine.
-@Suite("Socket runs", .serialized)
+@Suite("Socket runs", .serialized, .spawnsProcesses)
 struct ProcessTests {
     struct Variant: CustomTestStringConvertible, Sendable {
         var name: String

@@ -260,7 +260,7 @@ struct JobValidationTests {
 
 /// The same rules through the built `shardwise`: an error names the flag that set the value, or
 /// the job file and the field when the file did.
-@Suite("Job validation on the command line")
+@Suite("Job validation on the command line", .spawnsProcesses)
 struct CommandLineValidationTests {
     /// Runs `shardwise train …` on a tiny problem unless the arguments give one; exit status and stderr.
     static func train(_ arguments: [String]) async throws -> (status: Int32, stderr: String) {
