@@ -9,7 +9,7 @@ import Darwin
 /// A child process whose output is read line by line and whose end is awaited — without
 /// libdispatch.
 ///
-/// Why not Foundation `Process`: on Linux, `FileHandle.readabilityHandler` is a dispatch read
+/// Why not Foundation `Process`: on Linux, FileHandle's readability callback is a dispatch read
 /// source, and corelibs-libdispatch's epoll hang-up handling uses freed memory when the child exits
 /// and its pipe closes — `shardwise launch` crashed with SIGSEGV in `_dispatch_event_loop_drain` in
 /// about 6 runs of 10 under `MALLOC_PERTURB_`. `Process`'s termination monitoring rides on the same

@@ -82,7 +82,7 @@ struct LauncherTests {
         #endif
     }
 
-    /// The libdispatch use-after-free this guards against: a `FileHandle.readabilityHandler` on a
+    /// The libdispatch use-after-free this guards against: FileHandle's readability callback on a
     /// child's pipe, when the child exits, crashed `launch` with SIGSEGV in
     /// `_dispatch_event_loop_drain` — in about 8 runs of 10 once freed memory is poisoned (tcache
     /// off, so a freed block is reused and scribbled at once). Twenty clean runs in a row would

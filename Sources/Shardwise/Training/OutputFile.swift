@@ -212,6 +212,9 @@ public enum OutputFile {
     }
 
     #if os(Linux)
+    /// `AT_EMPTY_PATH` (linux/fcntl.h).
+    private static let emptyPathFlag: Int32 = 0x1000
+
     /// `O_TMPFILE` (Glibc does not export it to Swift): `__O_TMPFILE | O_DIRECTORY`.
     private static var tmpfileFlag: Int32 {
         #if arch(x86_64) || arch(i386)
@@ -234,9 +237,9 @@ public enum OutputFile {
         if let failure = writeAll(bytes, to: fd) { throw failed(failure) }
         if let mode { fchmod(fd, mode) }
         let temporary = temporaryName(in: target)
-        // linkat of /proc/self/fd/N is the documented way to name an O_TMPFILE file without
-        // CAP_DAC_READ_SEARCH (open(2)); without /proc, fall back to a named file.
-        guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, temporary, AT_SYMLINK_FOLLOW) == 0 else { return false }
+        // Name the file we hold by its descriptor (AT_EMPTY_PATH; needs CAP_DAC_READ_SEARCH, which
+        // root has). Where that is refused, the caller falls back to a named temporary file.
+        guard linkat(fd, "", AT_FDCWD, temporary, Self.emptyPathFlag) == 0 else { return false }
         guard rename(temporary, target.path) == 0 else {
             let reason = errnoText()
             unlink(temporary)
