@@ -125,15 +125,20 @@ func summary(_ r: TrainingReport) -> String {
     t.add(["objective", r.job.objective.description])
     t.add(["backend", "\(r.backend), \(r.nodes) node\(r.nodes == 1 ? "" : "s"), \(r.precision), codec \(r.job.codec)"])
     t.add(["strategy", strategy])
-    t.add(["step size", fmt(r.learningRate)])
+    if let solver = r.solver { t.add(["solver", solver]) }
+    if r.learningRate > 0 { t.add(["step size", fmt(r.learningRate)]) }
     t.add(["stopped", "\(r.stopReason.rawValue) after \(r.iterations) iterations"])
+    if let rounds = r.rounds, rounds > 0 || (r.setupRounds ?? 0) > 0 {
+        t.add(["rounds", "\(rounds) of training, \(r.setupRounds ?? 0) of setup"])
+    }
     t.add(["time", "\(formatSeconds(r.seconds)) (\(formatSeconds(r.seconds / Double(max(r.iterations, 1))))/iteration), setup \(formatSeconds(r.setupSeconds))"])
     t.add(["loss", fmt(r.finalLoss)])
     if let opt = r.optimalLoss { t.add(["L(w*) (LAPACK)", fmt(opt)]); t.add(["L(w) − L(w*)", fmt(r.finalLoss - opt)]) }
     if let d = r.relativeDistance { t.add(["|w − w*| / |w*|", fmt(d)]) }
     t.add(["|∇L(w)|", fmt(r.finalGradientNorm)])
     if let c = r.consensusDistance { t.add(["consensus distance", fmt(c)]) }
-    t.add(["bytes sent", "\(formatBytes(r.totalBytesSent)) in \(r.totalMessages) messages"])
+    t.add(["bytes sent", "\(formatBytes(r.totalBytesSent)) in \(r.totalMessages) messages"
+               + (r.setupBytesSent.map { r.nodes > 1 ? " (\(formatBytes($0)) of them in setup)" : "" } ?? "")])
     if let sp = r.speedup { t.add(["speedup vs 1 node", String(format: "%.2f×", sp)]) }
     if !r.staleness.isEmpty {
         let total = r.staleness.values.reduce(0, +)

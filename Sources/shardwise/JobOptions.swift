@@ -6,6 +6,7 @@ extension StrategyKind: ExpressibleByArgument {}
 extension AllReduceAlgorithm: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension DataFormat: ExpressibleByArgument {}
+extension SolverKind: ExpressibleByArgument {}
 
 /// The flags that define a `Job`. Every flag is optional: a `--job FILE` is the starting point
 /// when given, the defaults otherwise, and each flag given on the command line overrides it.
@@ -45,6 +46,12 @@ struct JobOptions: ParsableArguments {
 
     @Option(help: "Mini-batch rows per node and step (default: the full shard).")
     var batchSize: Int?
+
+    @Option(help: ArgumentHelp("Update rule of mapreduce/allreduce: gd, nesterov, cg, lbfgs, newton-cg (default: cg for least squares and ridge, lbfgs for logistic; gd with --lr x, --momentum or --batch-size).", valueName: "solver"))
+    var solver: SolverKind?
+
+    @Option(help: ArgumentHelp("L-BFGS memory: the (s, y) pairs kept (default 10).", valueName: "m"))
+    var lbfgsMemory: Int?
 
     @Option(help: "Maximum iterations (rounds).")
     var iterations: Int?
@@ -152,6 +159,8 @@ struct JobOptions: ParsableArguments {
         if let lr { job.optimizer.learningRate = try flagged("--lr", lr) { try LearningRate(parsing: lr) } }
         if let momentum { job.optimizer.momentum = momentum }
         if let batchSize { job.optimizer.batchSize = batchSize }
+        if let solver { job.optimizer.solver = solver }
+        if let lbfgsMemory { job.optimizer.lbfgs.memory = lbfgsMemory }
         if let iterations { job.stopping.maxIterations = iterations }
         if let tolerance { job.stopping.tolerance = tolerance }
         if let nodes { job.nodes = nodes }
@@ -198,6 +207,7 @@ struct JobOptions: ParsableArguments {
             ("strategy.gradientTracking", "--tracking", tracking ? "" : nil),
             ("optimizer.learningRate", "--lr", lr), ("optimizer.momentum", "--momentum", text(momentum)),
             ("optimizer.batchSize", "--batch-size", text(batchSize)), ("codec", "--codec", codec),
+            ("optimizer.solver", "--solver", text(solver)), ("optimizer.lbfgs.memory", "--lbfgs-memory", text(lbfgsMemory)),
             ("stopping.maxIterations", "--iterations", text(iterations)), ("stopping.tolerance", "--tolerance", text(tolerance)),
             ("nodes", "--nodes", text(nodes)), ("seed", "--seed", text(seed)), ("timeout", "--timeout", text(timeout)),
             ("traceEvery", "--trace-every", text(traceEvery)), ("computeReference", "--no-reference", noReference ? "" : nil),

@@ -323,3 +323,44 @@ extension GradientKernel {
         }
     }
 }
+
+extension GradientKernel {
+    /// D_i = σ′(x_iᵀw) = σ(1 − σ) for every row (the logistic Hessian's row weights), into
+    /// `weights` (`rows` entries). One pass over X.
+    public func curvatureWeights(w: UnsafePointer<Scalar>, into weights: UnsafeMutablePointer<Scalar>) {
+        let d = x.columns, n = x.rows
+        guard d > 0 else { weights.update(repeating: 0.25, count: n); return }
+        var start = 0
+        while start < n {
+            let m = min(blockRows, n - start)
+            // z_b = X_b w, straight into the weights' block.
+            Scalar.gemv(transpose: false, rows: m, cols: d, alpha: 1, a: x.base + start * d, lda: d,
+                        x: w, beta: 0, y: weights + start)
+            for i in start..<(start + m) {
+                let p = sigmoid(Double(weights[i]))
+                weights[i] = Scalar(p * (1 - p))
+            }
+            start += m
+        }
+    }
+
+    /// out ← X_kᵀ diag(weights) X_k v over the shard (`weights` nil: X_kᵀX_k v), streamed once by
+    /// the gradient's blocking: the Hessian-vector product of a solver round (the Gauss-Newton
+    /// product for logistic regression, with weights σ′(Xw)). `out` is overwritten.
+    public func weightedGramProduct(_ v: UnsafePointer<Scalar>, weights: UnsafePointer<Scalar>?,
+                                    into out: UnsafeMutablePointer<Scalar>) {
+        guard let weights else { return gramProduct(v, into: out) }
+        let d = x.columns
+        out.update(repeating: 0, count: d)
+        var start = 0
+        while start < x.rows {
+            let m = min(blockRows, x.rows - start)
+            let xb = x.base + start * d
+            // X is (m, d) row-major: t_b = X_b v, t_b ∘= D_b, out += X_bᵀ t_b.
+            Scalar.gemv(transpose: false, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: v, beta: 0, y: residual)
+            for i in 0..<m { residual[i] *= weights[start + i] }
+            Scalar.gemv(transpose: true, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: residual, beta: 1, y: out)
+            start += m
+        }
+    }
+}

@@ -16,6 +16,7 @@ extension Node {
             var vs = [Scalar](repeating: 0, count: features)
             var out = [Scalar](repeating: 0, count: features)
             let lambdaMax = try await PowerIteration.largestEigenvalue(dimension: features) { v in
+                recorder.setupRounds += 1
                 for j in 0..<v.count { vs[j] = Scalar(v[j]) }
                 if shard.rows > 0 {
                     try await comm.compute(ComputeWork(rows: shard.rows, features: features)) {
@@ -145,8 +146,8 @@ extension Node {
     /// step, observed at once) at setup + N·T, and the trace's slope is the iteration time T at
     /// any iteration count. Stamping "now", after the iteration's rounds, would put every point
     /// but the final one an iteration late. nil means now (the final point).
-    func observe(iteration: Int, model w: [Scalar], gradientNorm: Double?, loss: Double? = nil, force: Bool = false,
-                 began: Double? = nil) {
+    func observe<S: BLASScalar>(iteration: Int, model w: [S], gradientNorm: Double?, loss: Double? = nil, force: Bool = false,
+                                began: Double? = nil) {
         if force || recorder.wants(iteration) {
             recorder.record(TracePoint(iteration: iteration, time: began ?? comm.now, model: w.map(Double.init),
                                        gradientNorm: gradientNorm))
@@ -155,7 +156,7 @@ extension Node {
         guard recorder.onProgress != nil else { return }
         recorder.progress(TrainingProgress(rank: rank, iteration: iteration, maxIterations: job.stopping.maxIterations,
                                    time: comm.now, loss: loss, gradientNorm: gradientNorm,
-                                   distance: relativeDistance(w)))
+                                   distance: reference.map { relativeDistanceToReference(w.map(Double.init), $0) }))
     }
 
     /// A divergence error naming the step size.

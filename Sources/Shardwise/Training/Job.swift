@@ -75,10 +75,18 @@ public struct OptimizerSpec: Codable, Sendable, Equatable {
     public var momentum: Double = 0
     /// Rows per mini-batch drawn (seeded) from the node's shard; nil = full batch.
     public var batchSize: Int? = nil
-    public init(learningRate: LearningRate = .auto, momentum: Double = 0, batchSize: Int? = nil) {
+    /// The update rule of the synchronous strategies; nil = `Job.effectiveSolver`'s choice.
+    public var solver: SolverKind? = nil
+    /// Each solver's own options (used only by that solver).
+    public var nesterov = Nesterov.Options()
+    public var lbfgs = LBFGS.Options()
+    public var newtonCG = NewtonCG.Options()
+    public init(learningRate: LearningRate = .auto, momentum: Double = 0, batchSize: Int? = nil,
+                solver: SolverKind? = nil) {
         self.learningRate = learningRate
         self.momentum = momentum
         self.batchSize = batchSize
+        self.solver = solver
     }
 }
 
@@ -170,12 +178,16 @@ public struct Job: Codable, Sendable, Equatable {
 // the synthesised decoders would demand every key.
 
 extension OptimizerSpec {
-    enum CodingKeys: String, CodingKey { case learningRate, momentum, batchSize }
+    enum CodingKeys: String, CodingKey { case learningRate, momentum, batchSize, solver, nesterov, lbfgs, newtonCG }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(learningRate: try c.decodeIfPresent(LearningRate.self, forKey: .learningRate) ?? .auto,
                   momentum: try c.decodeIfPresent(Double.self, forKey: .momentum) ?? 0,
-                  batchSize: try c.decodeIfPresent(Int.self, forKey: .batchSize))
+                  batchSize: try c.decodeIfPresent(Int.self, forKey: .batchSize),
+                  solver: try c.decodeIfPresent(SolverKind.self, forKey: .solver))
+        nesterov = try c.decodeIfPresent(Nesterov.Options.self, forKey: .nesterov) ?? nesterov
+        lbfgs = try c.decodeIfPresent(LBFGS.Options.self, forKey: .lbfgs) ?? lbfgs
+        newtonCG = try c.decodeIfPresent(NewtonCG.Options.self, forKey: .newtonCG) ?? newtonCG
     }
 }
 

@@ -43,6 +43,7 @@ extension Job {
         guard traceEvery >= 0 else {
             throw JobError.invalid(field: "traceEvery", message: "the trace interval must be ≥ 0 (0 = automatic), got \(traceEvery)")
         }
+        try validateSolver()
         // The graph is built only where it is used: a complete graph on many nodes is large.
         if strategy.kind == .gossip {
             try JobError.within("strategy.topology") { try strategy.topology.validate(nodes: nodes) }
@@ -54,6 +55,10 @@ extension Job {
     public var warnings: [JobWarning] {
         var out: [JobWarning] = []
         let kind = strategy.kind
+        if case .fixed(let v) = optimizer.learningRate, !effectiveSolver.makeSolver(optimizer).needsStepSize {
+            out.append(JobWarning(field: "optimizer.learningRate",
+                                  message: "a fixed step (\(v)) is for gd and nesterov; \(effectiveSolver) chooses its own steps and ignores it"))
+        }
         if kind != .parameterServer, let s = strategy.staleness {
             out.append(JobWarning(field: "strategy.staleness",
                                   message: "a staleness bound (\(s)) applies to the parameter server (ps) only; \(kind) ignores it"))
@@ -80,8 +85,43 @@ extension Job {
     }
 }
 
+extension Job {
+    /// The solver's fit to the rest of the job: its objective, the strategy, batch and momentum.
+    func validateSolver() throws {
+        let solver = effectiveSolver
+        if let named = optimizer.solver, !strategy.kind.runsSolvers, named != .gd {
+            throw JobError.invalid(field: "optimizer.solver",
+                                   message: "\(strategy.kind) applies gradients as they arrive (gradient descent); the solver "
+                                       + "\(named) needs the global rounds of a synchronous strategy (mapreduce or allreduce)")
+        }
+        if !solver.supports(objective) {
+            throw JobError.invalid(field: "optimizer.solver",
+                                   message: "cg solves the normal equations of least squares and ridge; for \(objective.name) "
+                                       + "use lbfgs or newton-cg")
+        }
+        if solver.needsFullBatch {
+            if let b = optimizer.batchSize {
+                throw JobError.invalid(field: "optimizer.batchSize",
+                                       message: "mini-batches (\(b) rows) need the gd or nesterov solver; \(solver) uses exact "
+                                           + "full gradients (drop the batch size, or choose --solver gd)")
+            }
+            if optimizer.momentum > 0 {
+                throw JobError.invalid(field: "optimizer.momentum",
+                                       message: "momentum belongs to the gd solver; \(solver) has its own directions "
+                                           + "(drop --momentum, or choose --solver gd)")
+            }
+        }
+        if solver == .nesterov && optimizer.momentum > 0 {
+            throw JobError.invalid(field: "optimizer.momentum",
+                                   message: "nesterov sets its own momentum sequence; --momentum is heavy-ball momentum for gd")
+        }
+    }
+}
+
 extension OptimizerSpec {
     public func validate() throws {
+        try JobError.within("lbfgs") { try lbfgs.validate() }
+        try JobError.within("newtonCG") { try newtonCG.validate() }
         try JobError.within("learningRate") { try learningRate.validate() }
         guard momentum >= 0, momentum < 1 else {
             throw JobError.invalid(field: "momentum", message: "the momentum β must be in [0, 1), got \(momentum)")

@@ -30,6 +30,11 @@ public struct NodeOutcome: Codable, Sendable {
     public var metrics: NodeMetrics.Snapshot
     /// Anything noteworthy (a lost peer, a skipped shard).
     public var notes: [String]
+    /// Communication rounds of training and of setup (see `Recorder.rounds`).
+    public var rounds: Int
+    public var setupRounds: Int
+    /// Bytes sent before training began (setup), when the strategy marked it.
+    public var setupBytesSent: Int?
 
     public init(rank: Int, role: String, model: [Double]?, iterations: Int, stopReason: StopReason?,
                 learningRate: Double, recorder: Recorder, rows: Int, notes: [String] = []) {
@@ -44,6 +49,9 @@ public struct NodeOutcome: Codable, Sendable {
         self.rows = rows
         self.metrics = NodeMetrics.Snapshot()
         self.notes = notes
+        self.rounds = recorder.rounds
+        self.setupRounds = recorder.setupRounds
+        self.setupBytesSent = recorder.setupBytesSent
     }
 }
 

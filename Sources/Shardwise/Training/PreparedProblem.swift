@@ -116,7 +116,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
             originalScale = s.originalCoefficients(model)
             if s.constantColumns.isEmpty { originalScale!.append(s.originalIntercept(model)) }
         }
-        return TrainingReport(
+        var report = TrainingReport(
             job: job, backend: backend, nodes: job.nodes, precision: Scalar.precisionName,
             stopReason: monitor.stopReason ?? .maxIterations, iterations: monitor.iterations,
             learningRate: monitor.learningRate, seconds: seconds, setupSeconds: setupSeconds,
@@ -128,6 +128,15 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
             totalBytesSent: perNode.reduce(0) { $0 + $1.bytesSent },
             totalMessages: perNode.reduce(0) { $0 + $1.messagesSent },
             speedup: nil, notes: job.warnings.map(\.description) + sorted.flatMap(\.notes))
+        if job.strategy.kind.runsSolvers { report.solver = job.effectiveSolver.rawValue }
+        report.rounds = monitor.rounds
+        report.setupRounds = monitor.setupRounds
+        if sorted.allSatisfy({ $0.setupBytesSent != nil }) {
+            let setup = sorted.reduce(0) { $0 + ($1.setupBytesSent ?? 0) }
+            report.setupBytesSent = setup
+            report.trainingBytesSent = report.totalBytesSent - setup
+        }
+        return report
     }
 
     /// Mean of models and √(1/m·Σ|xᵢ − x̄|²).

@@ -50,6 +50,12 @@ public final class Recorder: @unchecked Sendable {
     public private(set) var points: [TracePoint] = []
     /// Staleness of each applied update → how many updates had it.
     public private(set) var staleness: [Int: Int] = [:]
+    /// Communication rounds of training (a solver's evaluations; strategies without a solver
+    /// count their iterations' exchanges) and of setup (step size, row counts), counted apart.
+    public var rounds = 0
+    public var setupRounds = 0
+    /// Bytes this node had sent when training began (setup traffic), nil until then.
+    public private(set) var setupBytesSent: Int?
     /// Called with progress (the CLI prints it); may be nil.
     public var onProgress: (@Sendable (TrainingProgress) -> Void)?
 
@@ -65,6 +71,9 @@ public final class Recorder: @unchecked Sendable {
     public func record(_ point: TracePoint) { points.append(point) }
 
     public func recordStaleness(_ s: Int) { staleness[s, default: 0] += 1 }
+
+    /// Marks the end of setup: the bytes sent so far were setup traffic.
+    public func startTraining(bytesSent: Int) { setupBytesSent = bytesSent }
 
     public func progress(_ p: TrainingProgress) { onProgress?(p) }
 }

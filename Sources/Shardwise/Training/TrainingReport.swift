@@ -70,6 +70,16 @@ public struct TrainingReport: Codable, Sendable {
     public var notes: [String]
     /// The simulator's models and counts (simulation backend only; nil elsewhere).
     public var simulation: SimulationInfo? = nil
+    /// The solver that ran (synchronous strategies), e.g. "lbfgs".
+    public var solver: String? = nil
+    /// Communication rounds of training (the monitor's count), and of setup apart (step size,
+    /// row counts): each round is one global exchange every node takes part in.
+    public var rounds: Int? = nil
+    public var setupRounds: Int? = nil
+    /// Bytes all nodes sent during setup, and during training (so a codec's ratio is its own,
+    /// not diluted by exact setup traffic); nil where a strategy does not mark the boundary.
+    public var setupBytesSent: Int? = nil
+    public var trainingBytesSent: Int? = nil
 
     public var converged: Bool { stopReason == .converged }
 }
