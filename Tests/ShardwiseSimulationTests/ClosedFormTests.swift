@@ -149,7 +149,9 @@ import _TestSupport
         case .reduceBroadcast: job.strategy.kind = .allReduce; job.strategy.allReduce = .reduceBroadcast
         case .mapReduce: job.strategy.kind = .mapReduce
         }
-        // A step too small to diverge in 100 iterations, or the power iteration's 1/L.
+        // A step too small to diverge in 100 iterations, or the power iteration's 1/L: gradient
+        // descent's iterations, one round each (cg, the default with 'auto', confirms with one more).
+        job.optimizer.solver = .gd
         job.optimizer.learningRate = auto ? .auto : .fixed(1e-7)
         job.stopping = StoppingRule(maxIterations: iterations, tolerance: 0)
         return job

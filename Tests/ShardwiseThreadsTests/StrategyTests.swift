@@ -10,6 +10,8 @@ struct StrategyTests {
     static let problem: PreparedProblem<Double> = {
         var job = Job(data: .synthetic(TestData.wellConditioned()))
         job.stopping = StoppingRule(maxIterations: 3000, tolerance: 1e-10)
+        // This suite is about the strategies under gradient descent (SolverTests has the others).
+        job.optimizer.solver = .gd
         return try! PreparedProblem<Double>(job: job)
     }()
 

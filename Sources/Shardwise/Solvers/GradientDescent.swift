@@ -29,11 +29,15 @@ public struct GradientDescent: Solver {
                 }
                 return SolverResult(model: w, iterations: iteration, stopReason: reason)
             }
+            // Element by element rather than axpy: the same rounding as the parameter server's and
+            // gossip's steps, so staleness-0 PS equals this to the last bit.
             if momentum > 0 {
-                for j in 0..<d { velocity[j] = momentum * velocity[j] + g[j] }
-                Vectors.axpy(-eta, velocity, &w)
+                for j in 0..<d {
+                    velocity[j] = momentum * velocity[j] + g[j]
+                    w[j] -= eta * velocity[j]
+                }
             } else {
-                Vectors.axpy(-eta, g, &w)
+                for j in 0..<d { w[j] -= eta * g[j] }
             }
             iteration += 1
         }

@@ -38,7 +38,16 @@ enum LineSearch {
         let slope0 = Vectors.dot(g0, p)
         guard slope0 < 0 else { return nil }
         var trials = 0
-        func armijo(_ t: LineSearchPoint) -> Bool { t.loss.isFinite && t.loss <= f0 + c1 * t.alpha * slope0 }
+        // Near the optimum a step's decrease, ~|∇L|²/L, falls below the rounding of L itself, and
+        // the sufficient-decrease test then fails for every step. Hager & Zhang's approximate
+        // Wolfe conditions (CG_DESCENT, 2005) rescue it: a loss within a rounding error of L(w)
+        // is accepted when the slope shows the step is a descent step that went far enough.
+        let flat = 1e-12 * abs(f0)
+        func armijo(_ t: LineSearchPoint) -> Bool {
+            guard t.loss.isFinite else { return false }
+            if t.loss <= f0 + c1 * t.alpha * slope0 { return true }
+            return t.loss <= f0 + flat && t.slope <= -0.8 * slope0 && t.slope >= c2 * slope0   // δ = 0.1, σ = c₂
+        }
         func wolfe(_ t: LineSearchPoint) -> Bool { abs(t.slope) <= -c2 * slope0 }
 
         let origin = LineSearchPoint(alpha: 0, w: w, loss: f0, gradient: g0, slope: slope0)
@@ -108,9 +117,11 @@ enum LineSearch {
         let slope0 = Vectors.dot(g0, p)
         guard slope0 < 0 else { return nil }
         var alpha = 1.0
+        let flat = 1e-12 * abs(f0)   // as in strongWolfe: rounding of L near the optimum
         for _ in 0..<maxTrials {
             let t = try await evaluate(rounds, from: w, along: p, alpha: alpha)
             if t.loss.isFinite && t.loss <= f0 + c1 * alpha * slope0 { return t }
+            if t.loss.isFinite && t.loss <= f0 + flat && abs(t.slope) <= -0.9 * slope0 { return t }
             alpha /= 2
         }
         return nil
