@@ -53,7 +53,7 @@ struct MPIBackendTests {
     }
 
     @Test("synchronous strategies match the threads backend to 1e-12 (float64) and reach w*",
-          arguments: [2, 4], ["mapreduce", "allreduce-ring", "allreduce-native", "ps-staleness-0", "gossip"])
+          arguments: [2, 4], ["mapreduce", "allreduce-ring", "allreduce-native", "ps-staleness-0", "gossip", "allreduce-lbfgs"])
     func synchronousMatchesThreads(ranks: Int, variant: String) async throws {
         let kind: StrategyKind = variant.hasPrefix("ps") ? .parameterServer : variant.hasPrefix("mapreduce") ? .mapReduce
             : variant.hasPrefix("gossip") ? .gossip : .allReduce
@@ -61,6 +61,7 @@ struct MPIBackendTests {
             job.strategy.allReduce = variant.hasSuffix("native") ? .native : .ring
             if kind == .parameterServer { job.strategy.staleness = 0 }
             if kind == .gossip { Self.gossip(&job) }
+            if variant.hasSuffix("lbfgs") { job.optimizer.solver = .lbfgs }   // cg is the default
         }
         let mpi = try await Self.trainUnderMPI(job)
         let threads = try await ThreadsBackend().run(job)

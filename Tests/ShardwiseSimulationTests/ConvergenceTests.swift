@@ -26,6 +26,11 @@ import _TestSupport
         Case(name: "hogwild", edit: { $0.strategy.kind = .hogwild }, tolerance: 1e-4),
         Case(name: "gossip complete", edit: { $0.strategy.kind = .gossip; $0.strategy.topology = .complete }, tolerance: 1e-3),
         Case(name: "gossip ring", edit: { $0.strategy.kind = .gossip; $0.strategy.topology = .ring }, tolerance: 1e-2),
+        // The solvers run unchanged on the virtual clock.
+        Case(name: "mapreduce gd", edit: { $0.strategy.kind = .mapReduce; $0.optimizer.solver = .gd }, tolerance: 1e-6),
+        Case(name: "allreduce nesterov", edit: { $0.strategy.kind = .allReduce; $0.optimizer.solver = .nesterov }, tolerance: 1e-6),
+        Case(name: "allreduce lbfgs", edit: { $0.strategy.kind = .allReduce; $0.optimizer.solver = .lbfgs }, tolerance: 1e-6),
+        Case(name: "mapreduce newton-cg", edit: { $0.strategy.kind = .mapReduce; $0.optimizer.solver = .newtonCG }, tolerance: 1e-6),
     ]
 
     @Test(arguments: cases, [1, 3, 8])

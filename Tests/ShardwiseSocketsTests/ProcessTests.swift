@@ -27,6 +27,9 @@ struct ProcessTests {
         Variant(name: "ps async", kind: .parameterServer, edit: { $0.strategy.staleness = nil }, tolerance: 1e-4),
         Variant(name: "gossip ring", kind: .gossip, edit: { $0.strategy.topology = .ring }, tolerance: 1e-2),
         Variant(name: "gossip complete async", kind: .gossip, edit: { $0.strategy.topology = .complete; $0.strategy.asynchronous = true }, tolerance: 1e-2),
+        // The solvers over real sockets (cg, the default for least squares, runs in the cases above).
+        Variant(name: "mapreduce lbfgs", kind: .mapReduce, edit: { $0.optimizer.solver = .lbfgs }, tolerance: 1e-6),
+        Variant(name: "allreduce newton-cg", kind: .allReduce, edit: { $0.optimizer.solver = .newtonCG }, tolerance: 1e-6),
     ]
 
     @Test("every strategy but Hogwild reaches w*", arguments: variants, [2, 4])
@@ -42,7 +45,7 @@ struct ProcessTests {
     }
 
     @Test("synchronous strategies give the threads backend's model", arguments: [
-        variants[0], variants[1], variants[2], variants[3], variants[4],
+        variants[0], variants[1], variants[2], variants[3], variants[4], variants[8], variants[9],
     ], [2, 4])
     func sameModelAsThreads(_ v: Variant, nodes: Int) async throws {
         var job = Jobs.job(v.kind, nodes: nodes, iterations: 200)

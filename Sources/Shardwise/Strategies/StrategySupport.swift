@@ -150,7 +150,7 @@ extension Node {
                                 began: Double? = nil) {
         if force || recorder.wants(iteration) {
             recorder.record(TracePoint(iteration: iteration, time: began ?? comm.now, model: w.map(Double.init),
-                                       gradientNorm: gradientNorm))
+                                       gradientNorm: gradientNorm, rounds: recorder.rounds > 0 ? recorder.rounds : nil))
         }
         // Nobody listening (benchmarks, library use): skip the O(d) distance on the per-iteration path.
         guard recorder.onProgress != nil else { return }

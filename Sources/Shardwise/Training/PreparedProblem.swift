@@ -85,7 +85,13 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         // The trace: group every node's recorded models by iteration; several models at one
         // iteration (gossip replicas) are averaged and their spread is the consensus distance.
         var byIteration: [Int: [(time: Double, model: [Double])]] = [:]
-        for o in sorted { for p in o.trace { if let m = p.model { byIteration[p.iteration, default: []].append((p.time, m)) } } }
+        var roundsAt: [Int: Int] = [:]
+        for o in sorted {
+            for p in o.trace {
+                if let m = p.model { byIteration[p.iteration, default: []].append((p.time, m)) }
+                if let r = p.rounds { roundsAt[p.iteration] = max(roundsAt[p.iteration] ?? 0, r) }
+            }
+        }
         var trace: [IterationRecord] = []
         for iteration in byIteration.keys.sorted() {
             let entries = byIteration[iteration]!
@@ -94,7 +100,8 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
             trace.append(IterationRecord(
                 iteration: iteration, time: entries.map(\.time).max() ?? 0, loss: loss, gradientNorm: norm,
                 relativeDistance: reference.map { relativeDistanceToReference(mean, $0) },
-                lossGap: optimalLoss.map { loss - $0 }, consensusDistance: entries.count > 1 ? consensus : nil))
+                lossGap: optimalLoss.map { loss - $0 }, consensusDistance: entries.count > 1 ? consensus : nil,
+                rounds: roundsAt[iteration]))
         }
         // The final model: the average of every node's model for gossip, else the monitor's.
         let monitor = sorted.first { $0.stopReason != nil } ?? sorted[0]

@@ -12,12 +12,16 @@ public struct TracePoint: Codable, Sendable, Equatable {
     /// What the node measured online, when it could (e.g. the full gradient's norm in synchronous
     /// strategies; an estimate in asynchronous ones).
     public var gradientNorm: Double?
+    /// Communication rounds of training the node had taken part in when it had this model in
+    /// hand and evaluated (the round that evaluated it included).
+    public var rounds: Int?
 
-    public init(iteration: Int, time: Double, model: [Double]? = nil, gradientNorm: Double? = nil) {
+    public init(iteration: Int, time: Double, model: [Double]? = nil, gradientNorm: Double? = nil, rounds: Int? = nil) {
         self.iteration = iteration
         self.time = time
         self.model = model
         self.gradientNorm = gradientNorm
+        self.rounds = rounds
     }
 }
 

@@ -14,6 +14,8 @@ public struct IterationRecord: Codable, Sendable, Equatable {
     public var lossGap: Double?
     /// Gossip: √(1/m·Σ|xᵢ − x̄|²), the spread of the replicas.
     public var consensusDistance: Double?
+    /// Rounds of training taken when this model was in hand (strategies that count rounds).
+    public var rounds: Int? = nil
 }
 
 /// One node's share of the work.
