@@ -29,6 +29,8 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         }
         try data.checkFinite()
         try Self.checkStartingPoint(data, objective: job.objective)
+        // Sorted shards are cut from the sorted rows; sorting here, once, lets them be views.
+        if job.partitioning == .sorted && !data.isSortedByTarget { data = data.sortedByTarget() }
         dataset = data
         shards = try data.shards(job.shardCount, partitioning: job.partitioning)
         if job.computeReference {
