@@ -117,6 +117,9 @@ func summary(_ r: TrainingReport) -> String {
     case .allReduce: strategy += " (\(s.allReduce))"
     case .gossip: strategy += " (\(s.topology)\(s.asynchronous ? ", async" : ""))"
     case .parameterServer: strategy += " (staleness \(s.staleness.map(String.init) ?? "∞"))"
+    case .oneShot: strategy += " (weighted by \(s.oneShot.weighting))"
+    case .localSGD: strategy += " (\(s.localSGD.localSteps) local steps per round)"
+    case .cocoa: strategy += " (\(s.cocoa.aggregation), \(s.cocoa.localPasses) local pass\(s.cocoa.localPasses == 1 ? "" : "es") per round)"
     default: break
     }
     var t = TextTable(["", ""])
@@ -125,7 +128,7 @@ func summary(_ r: TrainingReport) -> String {
     t.add(["objective", r.job.objective.description])
     t.add(["backend", "\(r.backend), \(r.nodes) node\(r.nodes == 1 ? "" : "s"), \(r.precision), codec \(r.job.codec)"])
     t.add(["strategy", strategy])
-    t.add(["step size", fmt(r.learningRate)])
+    if r.learningRate > 0 { t.add(["step size", fmt(r.learningRate)]) }   // methods that take no steps report 0
     t.add(["stopped", "\(r.stopReason.rawValue) after \(r.iterations) iterations"])
     t.add(["time", "\(formatSeconds(r.seconds)) (\(formatSeconds(r.seconds / Double(max(r.iterations, 1))))/iteration), setup \(formatSeconds(r.setupSeconds))"])
     t.add(["loss", fmt(r.finalLoss)])
