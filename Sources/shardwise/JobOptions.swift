@@ -55,7 +55,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Number of nodes.")
     var nodes: Int?
 
-    @Option(help: "mapreduce, allreduce, ps, hogwild, gossip, or the communication-efficient one-shot, local-sgd, cocoa.")
+    @Option(help: "mapreduce, allreduce, ps, hogwild, gossip, or the communication-efficient gram, one-shot, local-sgd, cocoa.")
     var strategy: StrategyKind?
 
     @Option(name: .customLong("allreduce"), help: "All-reduce algorithm: ring, reduce-broadcast, all-to-all, native.")
@@ -72,6 +72,9 @@ struct JobOptions: ParsableArguments {
 
     @Flag(help: "Gossip: gradient tracking (DIGing), which converges to w* exactly.")
     var tracking = false
+
+    @Flag(help: "gram: send XᵀX and Xᵀy under --codec instead of float64 (the normal equations square its rounding).")
+    var gramUseCodec = false
 
     @Option(help: "local-sgd: local steps H between two model averages (1 = synchronous gradient descent; default 10).")
     var localSteps: Int?
@@ -176,6 +179,7 @@ struct JobOptions: ParsableArguments {
         if let staleness { job.strategy.staleness = try flagged("--staleness", staleness) { try Self.parseStaleness(staleness) } }
         if asynchronous { job.strategy.asynchronous = true }
         if tracking { job.strategy.gradientTracking = true }
+        if gramUseCodec { job.strategy.gram.useJobCodec = true }
         if let localSteps { job.strategy.localSGD.localSteps = localSteps }
         if let oneShotWeighting { job.strategy.oneShot.weighting = oneShotWeighting }
         if let localPasses { job.strategy.cocoa.localPasses = localPasses }
@@ -216,6 +220,7 @@ struct JobOptions: ParsableArguments {
             ("strategy.staleness", "--staleness", staleness), ("strategy.topology", "--topology", topology),
             ("strategy.asynchronous", "--async", asynchronous ? "" : nil),
             ("strategy.gradientTracking", "--tracking", tracking ? "" : nil),
+            ("strategy.gram.useJobCodec", "--gram-use-codec", gramUseCodec ? "" : nil),
             ("strategy.localSGD.localSteps", "--local-steps", text(localSteps)),
             ("strategy.oneShot.weighting", "--one-shot-weighting", text(oneShotWeighting)),
             ("strategy.cocoa.localPasses", "--local-passes", text(localPasses)),

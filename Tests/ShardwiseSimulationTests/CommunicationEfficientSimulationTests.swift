@@ -47,3 +47,13 @@ import _TestSupport
         #expect(r.seconds > 0)
     }
 }
+
+extension CommunicationEfficientSimulationTests {
+    @Test("gram: one round on the virtual clock, the LAPACK solution")
+    func gram() async throws {
+        let r = try await SimulationBackend().run(Self.job(.gram) { $0.objective = .ridge(lambda: 0.01) })
+        #expect(relativeError(r.model, r.reference!) < 1e-8)
+        #expect(r.iterations == 1 && r.stopReason == .completed)
+        #expect(r.seconds > 0)
+    }
+}

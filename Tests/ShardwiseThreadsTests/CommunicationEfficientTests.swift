@@ -4,7 +4,7 @@ import ShardwiseThreads
 import Testing
 import _TestSupport
 
-/// The communication-efficient strategies (one-shot, local-sgd, cocoa) on the threads backend,
+/// The communication-efficient strategies (gram, one-shot, local-sgd, cocoa) on the threads backend,
 /// each held to an independent reference: LAPACK's w*, Newton's logistic optimum, synchronous
 /// gradient descent, or the duality gap's own guarantee.
 @Suite("Communication-efficient strategies on threads", .serialized)
@@ -74,6 +74,89 @@ struct CommunicationEfficientTests {
         #expect(p.dataset.isSortedByTarget)
         #expect(p.shards.map(\.range) == [0..<1000, 1000..<2000, 2000..<3000, 3000..<4000])
         #expect(isClose(p.optimalLoss!, Self.regression.optimalLoss!, relative: 1e-12))
+    }
+
+    // MARK: - Gram (normal equations)
+
+    @Test("gram: one round, the LAPACK solution to 1e-8", arguments: ["least-squares", "ridge"], [1, 3, 4])
+    func gramExact(_ which: String, nodes: Int) async throws {
+        let p = try Self.problem(Self.regression, .gram, nodes: nodes) { if which == "ridge" { $0.objective = .ridge(lambda: 0.05) } }
+        let r = try await ThreadsBackend().run(problem: p)
+        // The reference is LAPACK's QR on the whole X (`LeastSquares.solve`), computed independently.
+        #expect(relativeError(r.model, r.reference!) < 1e-8, "\(which) on \(nodes): \(relativeError(r.model, r.reference!))")
+        #expect(r.iterations == 1 && r.stopReason == .completed)
+        #expect(r.trace.map(\.iteration) == [0, 1])
+        for node in r.perNode { #expect(node.iterations == 1) }
+    }
+
+    @Test("gram: the bytes are one all-reduce of d² + d float64 numbers, whatever the codec, unless asked")
+    func gramBytes() async throws {
+        let d = Self.regression.dataset.features
+        let exact = try await Self.ringAllReduceBytes(count: d * d + d, nodes: 4)
+        let f64 = try await ThreadsBackend().run(problem: Self.problem(Self.regression, .gram, nodes: 4))
+        let f32 = try await ThreadsBackend().run(problem: Self.problem(Self.regression, .gram, nodes: 4) { $0.codec = .float32 })
+        #expect(f64.totalBytesSent == exact)
+        #expect(f32.totalBytesSent == exact)
+        #expect(f32.model == f64.model)
+        let compressed = try await ThreadsBackend().run(problem: Self.problem(Self.regression, .gram, nodes: 4) {
+            $0.codec = .float32
+            $0.strategy.gram.useJobCodec = true
+        })
+        #expect(compressed.totalBytesSent < exact * 6 / 10)
+        #expect(compressed.relativeDistance! < 1e-4 && compressed.relativeDistance! > 1e-12)
+    }
+
+    @Test("gram on float32 storage accumulates XᵀX in float64")
+    func gramFloat() async throws {
+        var job = Self.regression.job
+        job.precision = .float32
+        job.nodes = 3
+        job.strategy.kind = .gram
+        let r = try await ThreadsBackend().run(job)
+        // w* is solved on the float32 data widened: what is left is the model's own float32
+        // rounding (2⁻²⁴ ≈ 6e-8); a float32 Gram would add κ(X)²·2⁻²⁴·√n_k on top.
+        #expect(r.relativeDistance! < 1e-6, "\(r.relativeDistance!)")
+    }
+
+    @Test("gram: a singular Gram matrix (λ = 0, a repeated column) fails suggesting ridge; ridge solves it")
+    func gramSingular() async throws {
+        let base = Self.regression.dataset
+        let d = base.features
+        // Column d is column 0 again.
+        let x = Matrix<Double>(rows: base.rows, columns: d + 1) { i, j in base.x[i, j == d ? 0 : j] }
+        let data = Dataset(x: x, y: base.y)
+        var job = Self.regression.job
+        job.nodes = 4
+        job.strategy.kind = .gram
+        let singular = try PreparedProblem<Double>(job: job, dataset: data)
+        do {
+            _ = try await ThreadsBackend().run(problem: singular)
+            Issue.record("a singular Gram matrix was solved")
+        } catch let error as GramError {
+            guard case .notPositiveDefinite(_, 0) = error else { Issue.record("\(error)"); return }
+            #expect("\(error)".contains("ridge") && "\(error)".contains("--lambda"))
+        }
+        job.objective = .ridge(lambda: 1e-3)
+        let ridge = try await ThreadsBackend().run(problem: PreparedProblem<Double>(job: job, dataset: data))
+        #expect(relativeError(ridge.model, ridge.reference!) < 1e-8)
+    }
+
+    @Test("gram refuses logistic regression, naming strategy.kind")
+    func gramLogistic() throws {
+        var job = Self.classification.job
+        job.strategy.kind = .gram
+        #expect(throws: JobError.self) { try job.validate() }
+        do { try job.validate() } catch let error as JobError {
+            #expect(error.field == "strategy.kind")
+            #expect(error.message.contains("logistic"))
+        }
+        job = Self.regression.job
+        job.strategy.kind = .gram
+        job.strategy.gram.useJobCodec = true
+        job.codec = .topK(fraction: 0.1)
+        do { try job.validate(); Issue.record("top-k for the Gram matrix was accepted") } catch let error as JobError {
+            #expect(error.field == "codec")
+        }
     }
 
     // MARK: - One-shot averaging

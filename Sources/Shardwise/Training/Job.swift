@@ -97,8 +97,9 @@ public struct StoppingRule: Codable, Sendable, Equatable {
 /// Which strategy runs and with what parameters.
 public struct StrategySpec: Codable, Sendable, Equatable {
     public var kind: StrategyKind = .mapReduce
-    /// The communication-efficient strategies' options, one value each (`one-shot`,
+    /// The communication-efficient strategies' options, one value each (`gram`, `one-shot`,
     /// `local-sgd`, `cocoa`); each is used by its strategy only.
+    public var gram = GramOptions()
     public var oneShot = OneShotOptions()
     public var localSGD = LocalSGDOptions()
     public var cocoa = CoCoAOptions()
@@ -131,6 +132,8 @@ public enum StrategyKind: String, Codable, Sendable, CaseIterable, CustomStringC
     case parameterServer = "ps"
     case hogwild
     case gossip
+    /// Communication-efficient: one round of the normal equations (`NormalEquations`).
+    case gram
     /// Communication-efficient: one average of the shards' exact solutions (`OneShotAveraging`).
     case oneShot = "one-shot"
     /// Communication-efficient: H local steps between model averages (`LocalSGD`).
@@ -200,7 +203,7 @@ extension StoppingRule {
 }
 
 extension StrategySpec {
-    enum CodingKeys: String, CodingKey { case kind, allReduce, staleness, topology, asynchronous, gradientTracking, oneShot, localSGD, cocoa }
+    enum CodingKeys: String, CodingKey { case kind, allReduce, staleness, topology, asynchronous, gradientTracking, gram, oneShot, localSGD, cocoa }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(kind: try c.decodeIfPresent(StrategyKind.self, forKey: .kind) ?? .mapReduce,
@@ -208,6 +211,7 @@ extension StrategySpec {
                   staleness: try c.decodeIfPresent(Int.self, forKey: .staleness),
                   topology: try c.decodeIfPresent(TopologySpec.self, forKey: .topology) ?? .ring,
                   asynchronous: try c.decodeIfPresent(Bool.self, forKey: .asynchronous) ?? false)
+        gram = try c.decodeIfPresent(GramOptions.self, forKey: .gram) ?? GramOptions()
         oneShot = try c.decodeIfPresent(OneShotOptions.self, forKey: .oneShot) ?? OneShotOptions()
         localSGD = try c.decodeIfPresent(LocalSGDOptions.self, forKey: .localSGD) ?? LocalSGDOptions()
         cocoa = try c.decodeIfPresent(CoCoAOptions.self, forKey: .cocoa) ?? CoCoAOptions()

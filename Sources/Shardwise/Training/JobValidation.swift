@@ -116,6 +116,7 @@ extension StrategySpec {
                                    message: "the staleness bound must be in 0…\(Self.maximumStaleness) (or unbounded), got \(s)")
         }
         try JobError.within("topology") { try topology.validate() }
+        try JobError.within("gram") { try gram.validate() }
         try JobError.within("oneShot") { try oneShot.validate() }
         try JobError.within("localSGD") { try localSGD.validate() }
         try JobError.within("cocoa") { try cocoa.validate() }
@@ -129,10 +130,21 @@ extension StrategySpec {
 // MARK: - The communication-efficient strategies
 
 extension Job {
-    /// What `cocoa` needs of the objective and the codec (the options' own ranges are
+    /// What `gram` and `cocoa` need of the objective and the codec (the options' own ranges are
     /// `StrategySpec.validate()`'s).
     func validateCommunicationEfficient() throws {
         switch strategy.kind {
+        case .gram:
+            if case .logistic = objective {
+                throw JobError.invalid(field: "strategy.kind",
+                                       message: "gram solves the normal equations (XᵀX/n + λI)·w = Xᵀy/n of least squares and ridge; "
+                                           + "logistic regression has none — use one-shot, local-sgd or cocoa (or a gradient strategy)")
+            }
+            if strategy.gram.useJobCodec, case .topK = codec {
+                throw JobError.invalid(field: "codec",
+                                       message: "gram sends XᵀX once: top-k would drop most of its entries, and what is left is not a Gram matrix "
+                                           + "(use a dense codec with strategy.gram.useJobCodec, or leave it off for float64)")
+            }
         case .cocoa:
             switch objective {
             case .leastSquares:
@@ -161,6 +173,7 @@ extension Job {
                 out.append(JobWarning(field: "strategy.\(field)", message: "this option applies to \(owner) only; \(kind) ignores it"))
             }
         }
+        ignored("gram.useJobCodec", .gram, s.gram.useJobCodec != GramOptions().useJobCodec)
         ignored("oneShot.weighting", .oneShot, s.oneShot.weighting != OneShotOptions().weighting)
         ignored("localSGD.localSteps", .localSGD, s.localSGD.localSteps != LocalSGDOptions().localSteps)
         ignored("cocoa.localPasses", .cocoa, s.cocoa.localPasses != CoCoAOptions().localPasses)
