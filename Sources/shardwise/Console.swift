@@ -117,6 +117,9 @@ func summary(_ r: TrainingReport) -> String {
     case .allReduce: strategy += " (\(s.allReduce))"
     case .gossip: strategy += " (\(s.topology)\(s.asynchronous ? ", async" : ""))"
     case .parameterServer: strategy += " (staleness \(s.staleness.map(String.init) ?? "∞"))"
+    case .oneShot: strategy += " (weighted by \(s.oneShot.weighting))"
+    case .localSGD: strategy += " (\(s.localSGD.localSteps) local steps per round)"
+    case .cocoa: strategy += " (\(s.cocoa.aggregation), \(s.cocoa.localPasses) local pass\(s.cocoa.localPasses == 1 ? "" : "es") per round)"
     default: break
     }
     var t = TextTable(["", ""])

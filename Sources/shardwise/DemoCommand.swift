@@ -102,23 +102,35 @@ struct DemoCommand: AsyncParsableCommand {
         logistic.objective = .logistic(lambda: 1e-3)
         logistic.stopping = base.stopping
         let logisticProblem = try PreparedProblem<Double>(job: logistic)
-        var table = TextTable(["solver", "objective", "iterations", "rounds (+setup)", "training bytes", "wall time",
+        var table = TextTable(["solver or strategy", "objective", "iterations", "rounds (+setup)", "training bytes", "wall time",
                                "|w−w*|/|w*|", "L − L*"])
         let backend = ThreadsBackend()
         for (objective, template, data) in [(Objective.leastSquares, base, dataset), (logistic.objective, logistic, logisticProblem.dataset)] {
+            func row(_ name: String, _ job: Job) async {
+                do {
+                    let r = try await backend.run(problem: try PreparedProblem<Double>(job: job, dataset: data))
+                    table.add([name, objective.name, "\(r.iterations)", "\(r.rounds ?? 0) (+\(r.setupRounds ?? 0))",
+                               formatBytes(r.trainingBytesSent ?? r.totalBytesSent), formatSeconds(r.seconds),
+                               fmt(r.relativeDistance ?? .nan), fmt(r.finalLoss - (r.optimalLoss ?? .nan))])
+                } catch {
+                    table.add([name, objective.name, "—", "—", "—", "—", "—", "\(error)"])
+                }
+            }
             for solver in SolverKind.allCases where solver.supports(objective) {
                 var job = template
                 job.nodes = nodes
                 job.strategy.kind = .allReduce
                 job.optimizer.solver = solver
-                do {
-                    let r = try await backend.run(problem: try PreparedProblem<Double>(job: job, dataset: data))
-                    table.add([solver.rawValue, objective.name, "\(r.iterations)", "\(r.rounds ?? 0) (+\(r.setupRounds ?? 0))",
-                               formatBytes(r.trainingBytesSent ?? r.totalBytesSent), formatSeconds(r.seconds),
-                               fmt(r.relativeDistance ?? .nan), fmt(r.finalLoss - (r.optimalLoss ?? .nan))])
-                } catch {
-                    table.add([solver.rawValue, objective.name, "—", "—", "—", "—", "—", "\(error)"])
-                }
+                await row(solver.rawValue, job)
+            }
+            // The communication-efficient strategies: what they send instead of T rounds of d numbers.
+            let strategies: [StrategyKind] = objective.link == .identity ? [.gram, .oneShot, .localSGD] : [.oneShot, .localSGD, .cocoa]
+            for kind in strategies {
+                var job = template
+                job.nodes = nodes
+                job.strategy.kind = kind
+                job.optimizer.solver = nil
+                await row(kind.rawValue, job)
             }
         }
         print("Solvers: allreduce (ring) on \(nodes) nodes; a round is one all-reduce of d numbers (d + 1 with the loss).")

@@ -62,7 +62,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Number of nodes.")
     var nodes: Int?
 
-    @Option(help: "mapreduce, allreduce, ps, hogwild or gossip.")
+    @Option(help: "mapreduce, allreduce, ps, hogwild, gossip, or the communication-efficient gram, one-shot, local-sgd, cocoa.")
     var strategy: StrategyKind?
 
     @Option(name: .customLong("allreduce"), help: "All-reduce algorithm: ring, reduce-broadcast, all-to-all, native.")
@@ -80,10 +80,28 @@ struct JobOptions: ParsableArguments {
     @Flag(help: "Gossip: gradient tracking (DIGing), which converges to w* exactly.")
     var tracking = false
 
+    @Flag(help: "gram: send XᵀX and Xᵀy under --codec instead of float64 (the normal equations square its rounding).")
+    var gramUseCodec = false
+
+    @Option(help: "local-sgd: local steps H between two model averages (1 = synchronous gradient descent; default 10).")
+    var localSteps: Int?
+
+    @Option(help: "one-shot: weight the shards' solutions by their rows, or uniformly.")
+    var oneShotWeighting: OneShotOptions.Weighting?
+
+    @Option(help: "cocoa: SDCA passes over the shard's dual coordinates per round (default 1).")
+    var localPasses: Int?
+
+    @Option(help: ArgumentHelp("cocoa: stop when the duality gap P(w) − D(α) ≤ this, which certifies L(w) − L(w*) ≤ it (default: --tolerance × the first gap).", valueName: "ε"))
+    var gapTolerance: Double?
+
+    @Option(help: "cocoa: adding (CoCoA+, γ = 1, σ′ = K) or averaging (CoCoA, γ = 1/K).")
+    var cocoaAggregation: CoCoAOptions.Aggregation?
+
     @Option(help: ArgumentHelp("Codec for every message: float64, float32, float16, bfloat16, int8[:CHUNK], topk:FRACTION.", valueName: "codec"))
     var codec: String?
 
-    @Option(help: ArgumentHelp("Sharding: balanced, or skewed:RATIO (last shard RATIO× the first).", valueName: "how"))
+    @Option(help: ArgumentHelp("Sharding: balanced, skewed:RATIO (last shard RATIO× the first), or sorted (rows sorted by target, then cut: non-IID shards).", valueName: "how"))
     var partition: String?
 
     @Option(help: "Seed for everything random (mini-batches, random graphs).")
@@ -170,6 +188,12 @@ struct JobOptions: ParsableArguments {
         if let staleness { job.strategy.staleness = try flagged("--staleness", staleness) { try Self.parseStaleness(staleness) } }
         if asynchronous { job.strategy.asynchronous = true }
         if tracking { job.strategy.gradientTracking = true }
+        if gramUseCodec { job.strategy.gram.useJobCodec = true }
+        if let localSteps { job.strategy.localSGD.localSteps = localSteps }
+        if let oneShotWeighting { job.strategy.oneShot.weighting = oneShotWeighting }
+        if let localPasses { job.strategy.cocoa.localPasses = localPasses }
+        if let gapTolerance { job.strategy.cocoa.gapTolerance = gapTolerance }
+        if let cocoaAggregation { job.strategy.cocoa.aggregation = cocoaAggregation }
         if let codec { job.codec = try flagged("--codec", codec) { try CodecSpec(parsing: codec) } }
         if let partition { job.partitioning = try flagged("--partition", partition) { try Partitioning(parsing: partition) } }
         if let seed { job.seed = seed }
@@ -205,6 +229,12 @@ struct JobOptions: ParsableArguments {
             ("strategy.staleness", "--staleness", staleness), ("strategy.topology", "--topology", topology),
             ("strategy.asynchronous", "--async", asynchronous ? "" : nil),
             ("strategy.gradientTracking", "--tracking", tracking ? "" : nil),
+            ("strategy.gram.useJobCodec", "--gram-use-codec", gramUseCodec ? "" : nil),
+            ("strategy.localSGD.localSteps", "--local-steps", text(localSteps)),
+            ("strategy.oneShot.weighting", "--one-shot-weighting", text(oneShotWeighting)),
+            ("strategy.cocoa.localPasses", "--local-passes", text(localPasses)),
+            ("strategy.cocoa.gapTolerance", "--gap-tolerance", text(gapTolerance)),
+            ("strategy.cocoa.aggregation", "--cocoa-aggregation", text(cocoaAggregation)),
             ("optimizer.learningRate", "--lr", lr), ("optimizer.momentum", "--momentum", text(momentum)),
             ("optimizer.batchSize", "--batch-size", text(batchSize)), ("codec", "--codec", codec),
             ("optimizer.solver", "--solver", text(solver)), ("optimizer.lbfgs.memory", "--lbfgs-memory", text(lbfgsMemory)),
@@ -271,3 +301,6 @@ func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     try OutputFile.writeAtomically(Array(try encoder.encode(value)), to: path)
 }
+
+extension OneShotOptions.Weighting: ExpressibleByArgument {}
+extension CoCoAOptions.Aggregation: ExpressibleByArgument {}

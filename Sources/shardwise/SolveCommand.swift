@@ -60,7 +60,7 @@ struct SolveCommand: AsyncParsableCommand {
         try LeastSquares.checkWorkspace(rows: dataset.rows, columns: dataset.features, ridge: obj.lambda, as: Double.self, what: dataset.source)
         let start = MonotonicClock.now()
         var rank = dataset.features
-        var methodUsed = "newton+gelsd"
+        var methodUsed = "Newton (dsyrk + dpotrf)"
         let w: [Double]
         if obj.link == .identity {
             let solution = try LeastSquares.solve(x: dataset.x.view, y: dataset.y[...], ridge: obj.lambda,

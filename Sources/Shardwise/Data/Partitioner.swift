@@ -7,18 +7,26 @@ public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible 
     /// Sizes grow linearly from the first shard to the last, the last `ratio` times the first
     /// (ratio ≥ 1): a load imbalance for straggler studies.
     case skewed(ratio: Double)
+    /// Rows sorted by target (stably: ties keep their order) before being cut into balanced
+    /// shards: each shard sees one slice of the targets (one class, for 0/1 labels), so the shards
+    /// are as far from IID as a row partition gets — the setting where local steps drift
+    /// (`local-sgd`) and one-shot averaging is biased. The cut is deterministic, so every backend
+    /// and every socket process makes the same shards.
+    case sorted
 
     public var description: String {
         switch self {
         case .balanced: return "balanced"
         case .skewed(let r): return "skewed(\(r))"
+        case .sorted: return "sorted"
         }
     }
 
-    /// Parses `balanced` or `skewed:R` (`skewed` alone is `skewed:4`).
+    /// Parses `balanced`, `skewed:R` (`skewed` alone is `skewed:4`) or `sorted`.
     /// - Throws: `JobError.invalid` (the syntax here, the range in `validate()`).
     public init(parsing text: String) throws {
         if text == "balanced" { self = .balanced; return }
+        if text == "sorted" { self = .sorted; return }
         if text.hasPrefix("skewed") {
             let rest = text.dropFirst("skewed".count)
             let number = rest.isEmpty ? "4" : rest.first == ":" || rest.first == "=" ? String(rest.dropFirst()) : ""
@@ -29,7 +37,7 @@ public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible 
             try validate()
             return
         }
-        throw JobError.invalid(field: "", message: "expected 'balanced' or 'skewed:RATIO', got '\(text)'")
+        throw JobError.invalid(field: "", message: "expected 'balanced', 'skewed:RATIO' or 'sorted', got '\(text)'")
     }
 
     /// The largest skew: the last shard a million times the first is already one shard holding
@@ -55,7 +63,7 @@ public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible 
         }
         let sizes: [Int]
         switch self {
-        case .balanced:
+        case .balanced, .sorted:
             sizes = (0..<shards).map { k in rows / shards + (k < rows % shards ? 1 : 0) }
         case .skewed(let ratio):
             let weights = (0..<shards).map { k in shards == 1 ? 1 : 1 + (ratio - 1) * Double(k) / Double(shards - 1) }
@@ -100,10 +108,34 @@ public struct Shard<Scalar: BLASScalar>: Sendable {
 }
 
 extension Dataset {
-    /// The dataset cut into `count` shards.
+    /// The dataset cut into `count` shards. With `.sorted` the shards are views of the rows sorted
+    /// by target: of this dataset when it is already sorted (`PreparedProblem` sorts it first, so
+    /// nothing is copied), else of a sorted copy.
     public func shards(_ count: Int, partitioning: Partitioning = .balanced) throws -> [Shard<Scalar>] {
-        try partitioning.ranges(rows: rows, shards: count).enumerated().map { k, range in
+        if partitioning == .sorted && !isSortedByTarget { return try sortedByTarget().shards(count, partitioning: partitioning) }
+        return try partitioning.ranges(rows: rows, shards: count).enumerated().map { k, range in
             Shard(index: k, x: x.rows(range), y: y[range])
         }
     }
+
+    /// Whether the targets are in non-decreasing order.
+    public var isSortedByTarget: Bool { zip(y, y.dropFirst()).allSatisfy { $0 <= $1 } }
+
+    /// The same rows in order of their targets (a stable sort, so equal targets keep their
+    /// order and the result is the same on every machine); line numbers move with their rows.
+    public func sortedByTarget() -> Dataset {
+        let order = y.indices.sorted { y[$0] < y[$1] || (y[$0] == y[$1] && $0 < $1) }
+        let d = features
+        var sorted = Matrix<Scalar>(rows: rows, columns: d)
+        x.withUnsafeBufferPointer { old in
+            sorted.withUnsafeMutableBufferPointer { new in
+                for (i, row) in order.enumerated() {
+                    (new.baseAddress! + i * d).update(from: old.baseAddress! + row * d, count: d)
+                }
+            }
+        }
+        return Dataset(x: sorted, y: order.map { y[$0] }, featureNames: featureNames, source: source,
+                       rowLines: rowLines.map { lines in order.map { lines[$0] } })
+    }
+
 }

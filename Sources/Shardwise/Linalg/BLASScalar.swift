@@ -217,3 +217,40 @@ extension Float: BLASScalar {
         return Int(info)
     }
 }
+
+// MARK: - Symmetric positive-definite systems (Double only)
+//
+// The logistic reference's Newton step solves H Δ = −g with H = XᵀDX + nλI (d × d). It is formed
+// and solved in Double whatever the storage, so these wrappers exist for Double alone. H is kept in
+// its upper triangle, row-major (which LAPACKE passes on as the lower triangle, column-major).
+
+extension Double {
+    /// C ← α·AᵀA + β·C on the upper triangle of C (n × n, leading dimension `ldc`), with A (k × n)
+    /// row-major and leading dimension `lda` (cblas_dsyrk, transposed). The strict lower triangle
+    /// of C is not touched.
+    @inlinable
+    public static func syrkTransposed(
+        n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(n), blasint(k), alpha, a, blasint(lda),
+                    beta, c, blasint(ldc))
+    }
+
+    /// Cholesky factorisation A = UᵀU of a symmetric positive-definite A (n × n) row-major, from and
+    /// into its upper triangle (LAPACKE_dpotrf). Returns `info`: > 0 when the leading minor of that
+    /// order is not positive definite (the factorisation could not be completed).
+    public static func potrf(n: Int, a: UnsafeMutablePointer<Double>, lda: Int) -> Int {
+        Int(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), shardwise_lapack_int(n), a,
+                           shardwise_lapack_int(lda)))
+    }
+
+    /// Solves A X = B with the upper Cholesky factor U of A from `potrf` (LAPACKE_dpotrs). B
+    /// (n × nrhs) row-major, overwritten with X. Returns `info`.
+    public static func potrs(
+        n: Int, nrhs: Int, a: UnsafePointer<Double>, lda: Int, b: UnsafeMutablePointer<Double>, ldb: Int
+    ) -> Int {
+        Int(LAPACKE_dpotrs(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), shardwise_lapack_int(n),
+                           shardwise_lapack_int(nrhs), a, shardwise_lapack_int(lda), b, shardwise_lapack_int(ldb)))
+    }
+}

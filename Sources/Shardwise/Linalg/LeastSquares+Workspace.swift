@@ -49,3 +49,26 @@ extension LeastSquares {
         }
     }
 }
+
+extension LeastSquares {
+    /// The limits for the logistic reference (`solveLogistic`), which never copies X: y, Xw and XΔ
+    /// (n Doubles each), two blocks of rows, and H with its factor (d × d each, whose element count
+    /// LAPACK's 32-bit `lapack_int` must hold). Throws `DataError.invalid` naming `what`.
+    public static func checkNewtonWorkspace(rows n: Int, columns d: Int, what: String, advice: String? = nil) throws {
+        let tail = advice.map { "; \($0)" } ?? ""
+        let subject = "\(what): the Newton reference for X of \(n) × \(d)"
+        let (cells, overflow) = d.multipliedReportingOverflow(by: d)
+        guard !overflow, cells <= Int(Int32.max) else {
+            throw DataError.invalid("\(subject) needs a \(d) × \(d) Hessian, beyond LAPACK's 32-bit indices\(tail)")
+        }
+        let blockRows = max(64, LogisticNewton<Double>.blockBytes / (8 * max(d, 1)))
+        let (vectors, o1) = n.multipliedReportingOverflow(by: 3)
+        let (blocks, o2) = min(n, blockRows).multipliedReportingOverflow(by: 2 * d)
+        guard !o1, !o2 else { throw DataError.invalid("\(subject) needs more memory than can be addressed\(tail)") }
+        do {
+            try MemoryBudget.check(elements: vectors + blocks + 2 * cells + 4 * d, bytesPerElement: 8, what: subject)
+        } catch DataError.invalid(let message) {
+            throw DataError.invalid(message + tail)
+        }
+    }
+}

@@ -129,68 +129,6 @@ public enum LeastSquares {
         return LeastSquaresSolution(w: w, residualNorm: residual.squareRoot(), rank: rank, method: chosen)
     }
 
-    /// The exact minimiser of the ℓ2-regularised logistic loss 1/n·Σ[log(1+e^{xᵢᵀw}) − yᵢxᵢᵀw] + λ/2|w|²
-    /// by Newton's method, each step a LAPACK least-squares solve:
-    /// Δ = argmin |S^{1/2}XΔ + S^{−1/2}(σ − y)|² + nλ|Δ + w|², S = diag(σᵢ(1 − σᵢ)).
-    ///
-    /// Converges quadratically; with λ = 0 on separable data no finite minimiser exists and this
-    /// throws `.notConverged` saying so.
-    public static func solveLogistic<Scalar: BLASScalar>(
-        x: MatrixRows<Scalar>, y: ArraySlice<Scalar>, ridge lambda: Double = 0,
-        maxIterations: Int = 100, tolerance: Double = 1e-12
-    ) throws -> [Scalar] {
-        let n = x.rows, d = x.columns
-        guard y.count == n else { throw LinalgError.shapeMismatch("X has \(n) rows but y has \(y.count) entries") }
-        try checkWorkspace(rows: n, columns: d, ridge: lambda, as: Double.self, what: "logistic regression")
-        var w = [Double](repeating: 0, count: d)
-        let extra = lambda > 0 ? d : 0
-        let m = n + extra
-        let ridgeScale = (Double(n) * lambda).squareRoot()
-        for _ in 0..<maxIterations {
-            var a = [Double](repeating: 0, count: m * d)
-            var b = [Double](repeating: 0, count: max(m, d))
-            for i in 0..<n {
-                var z = 0.0
-                for j in 0..<d { z += Double(x[i, j]) * w[j] }
-                let p = sigmoid(z)
-                let s = max(p * (1 - p), 1e-12)
-                let root = s.squareRoot()
-                for j in 0..<d { a[i * d + j] = root * Double(x[i, j]) }
-                b[i] = -(p - Double(y[y.startIndex + i])) / root
-            }
-            for j in 0..<extra {
-                a[(n + j) * d + j] = ridgeScale
-                b[n + j] = -ridgeScale * w[j]
-            }
-            var s = [Double](repeating: 0, count: min(m, d))
-            var rank = 0
-            let info = a.withUnsafeMutableBufferPointer { ap in
-                b.withUnsafeMutableBufferPointer { bp in
-                    s.withUnsafeMutableBufferPointer { sp in
-                        Double.gelsd(m: m, n: d, nrhs: 1, a: ap.baseAddress!, lda: d, b: bp.baseAddress!, ldb: 1,
-                                     s: sp.baseAddress!, rcond: -1, rank: &rank)
-                    }
-                }
-            }
-            if info != 0 { throw LinalgError.lapack(routine: "dgelsd", info: info) }
-            var stepNorm = 0.0, wNorm = 0.0
-            for j in 0..<d {
-                w[j] += b[j]
-                stepNorm += b[j] * b[j]
-                wNorm += w[j] * w[j]
-            }
-            if !wNorm.isFinite || wNorm > 1e30 {
-                break
-            }
-            if stepNorm.squareRoot() <= tolerance * max(1, wNorm.squareRoot()) {
-                return w.map { Scalar($0) }
-            }
-        }
-        throw LinalgError.notConverged(
-            "Newton's method for the logistic reference did not converge in \(maxIterations) steps; "
-            + "the classes may be separable (no finite optimum) — add an ℓ2 term, --lambda λ > 0")
-    }
-
     private static func norm<Scalar: BLASScalar>(_ v: ArraySlice<Scalar>) -> Double {
         v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
     }

@@ -26,6 +26,10 @@ extension StrategyKind {
         case .parameterServer: return ParameterServer()
         case .hogwild: return Hogwild()
         case .gossip: return Gossip()
+        case .gram: return NormalEquations()
+        case .oneShot: return OneShotAveraging()
+        case .localSGD: return LocalSGD()
+        case .cocoa: return CoCoA()
         }
     }
 

@@ -105,6 +105,12 @@ public struct StoppingRule: Codable, Sendable, Equatable {
 /// Which strategy runs and with what parameters.
 public struct StrategySpec: Codable, Sendable, Equatable {
     public var kind: StrategyKind = .mapReduce
+    /// The communication-efficient strategies' options, one value each (`gram`, `one-shot`,
+    /// `local-sgd`, `cocoa`); each is used by its strategy only.
+    public var gram = GramOptions()
+    public var oneShot = OneShotOptions()
+    public var localSGD = LocalSGDOptions()
+    public var cocoa = CoCoAOptions()
     /// All-reduce algorithm (AllReduceSGD, and the collective setup steps of every strategy).
     public var allReduce: AllReduceAlgorithm = .ring
     /// Parameter server: how many updates a worker may be ahead of the slowest (SSP). 0 is
@@ -134,6 +140,14 @@ public enum StrategyKind: String, Codable, Sendable, CaseIterable, CustomStringC
     case parameterServer = "ps"
     case hogwild
     case gossip
+    /// Communication-efficient: one round of the normal equations (`NormalEquations`).
+    case gram
+    /// Communication-efficient: one average of the shards' exact solutions (`OneShotAveraging`).
+    case oneShot = "one-shot"
+    /// Communication-efficient: H local steps between model averages (`LocalSGD`).
+    case localSGD = "local-sgd"
+    /// Communication-efficient: CoCoA+ local dual coordinate ascent (`CoCoA`).
+    case cocoa
 
     public var description: String { rawValue }
 
@@ -201,7 +215,7 @@ extension StoppingRule {
 }
 
 extension StrategySpec {
-    enum CodingKeys: String, CodingKey { case kind, allReduce, staleness, topology, asynchronous, gradientTracking }
+    enum CodingKeys: String, CodingKey { case kind, allReduce, staleness, topology, asynchronous, gradientTracking, gram, oneShot, localSGD, cocoa }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(kind: try c.decodeIfPresent(StrategyKind.self, forKey: .kind) ?? .mapReduce,
@@ -209,6 +223,10 @@ extension StrategySpec {
                   staleness: try c.decodeIfPresent(Int.self, forKey: .staleness),
                   topology: try c.decodeIfPresent(TopologySpec.self, forKey: .topology) ?? .ring,
                   asynchronous: try c.decodeIfPresent(Bool.self, forKey: .asynchronous) ?? false)
+        gram = try c.decodeIfPresent(GramOptions.self, forKey: .gram) ?? GramOptions()
+        oneShot = try c.decodeIfPresent(OneShotOptions.self, forKey: .oneShot) ?? OneShotOptions()
+        localSGD = try c.decodeIfPresent(LocalSGDOptions.self, forKey: .localSGD) ?? LocalSGDOptions()
+        cocoa = try c.decodeIfPresent(CoCoAOptions.self, forKey: .cocoa) ?? CoCoAOptions()
         gradientTracking = try c.decodeIfPresent(Bool.self, forKey: .gradientTracking) ?? false
     }
 }

@@ -48,6 +48,7 @@ extension Job {
         if strategy.kind == .gossip {
             try JobError.within("strategy.topology") { try strategy.topology.validate(nodes: nodes) }
         }
+        try validateCommunicationEfficient()
     }
 
     /// Settings that are allowed but probably not meant: each is harmless (the run does what the
@@ -81,6 +82,7 @@ extension Job {
                                   message: "on \(nodes) nodes this graph falls into \(graph.components) parts that never exchange models: "
                                       + "gossip cannot converge to one model (nor to w*); each part fits its own shards until the iteration limit"))
         }
+        out += communicationEfficientWarnings
         return out
     }
 }
@@ -154,9 +156,69 @@ extension StrategySpec {
                                    message: "the staleness bound must be in 0…\(Self.maximumStaleness) (or unbounded), got \(s)")
         }
         try JobError.within("topology") { try topology.validate() }
+        try JobError.within("gram") { try gram.validate() }
+        try JobError.within("oneShot") { try oneShot.validate() }
+        try JobError.within("localSGD") { try localSGD.validate() }
+        try JobError.within("cocoa") { try cocoa.validate() }
         if kind == .gossip && gradientTracking && asynchronous {
             throw JobError.invalid(field: "gradientTracking",
                                    message: "gossip gradient tracking needs synchronous rounds, not the asynchronous variant")
         }
+    }
+}
+
+// MARK: - The communication-efficient strategies
+
+extension Job {
+    /// What `gram` and `cocoa` need of the objective and the codec (the options' own ranges are
+    /// `StrategySpec.validate()`'s).
+    func validateCommunicationEfficient() throws {
+        switch strategy.kind {
+        case .gram:
+            if case .logistic = objective {
+                throw JobError.invalid(field: "strategy.kind",
+                                       message: "gram solves the normal equations (XᵀX/n + λI)·w = Xᵀy/n of least squares and ridge; "
+                                           + "logistic regression has none — use one-shot, local-sgd or cocoa (or a gradient strategy)")
+            }
+            if strategy.gram.useJobCodec, case .topK = codec {
+                throw JobError.invalid(field: "codec",
+                                       message: "gram sends XᵀX once: top-k would drop most of its entries, and what is left is not a Gram matrix "
+                                           + "(use a dense codec with strategy.gram.useJobCodec, or leave it off for float64)")
+            }
+        case .cocoa:
+            switch objective {
+            case .leastSquares:
+                throw JobError.invalid(field: "objective",
+                                       message: "cocoa works on the dual problem, which needs an ℓ2 term: use ridge or logistic with λ > 0")
+            case .ridge(let l) where l <= 0, .logistic(let l) where l <= 0:
+                throw JobError.invalid(field: "objective.\(objective.name).lambda",
+                                       message: "cocoa works on the dual problem, which needs λ > 0 (strong convexity), got \(l)")
+            default: break
+            }
+            guard codec.isLossless else {
+                throw JobError.invalid(field: "codec",
+                                       message: "cocoa needs a lossless codec (float64): its duality gap certifies w = (1/λn)·Xᵀα, "
+                                           + "which a compressed model change would break, got \(codec)")
+            }
+        default: break
+        }
+    }
+
+    /// Options given to a communication-efficient strategy that is not the one running.
+    var communicationEfficientWarnings: [JobWarning] {
+        let kind = strategy.kind, s = strategy
+        var out: [JobWarning] = []
+        func ignored(_ field: String, _ owner: StrategyKind, _ changed: Bool) {
+            if changed && kind != owner {
+                out.append(JobWarning(field: "strategy.\(field)", message: "this option applies to \(owner) only; \(kind) ignores it"))
+            }
+        }
+        ignored("gram.useJobCodec", .gram, s.gram.useJobCodec != GramOptions().useJobCodec)
+        ignored("oneShot.weighting", .oneShot, s.oneShot.weighting != OneShotOptions().weighting)
+        ignored("localSGD.localSteps", .localSGD, s.localSGD.localSteps != LocalSGDOptions().localSteps)
+        ignored("cocoa.localPasses", .cocoa, s.cocoa.localPasses != CoCoAOptions().localPasses)
+        ignored("cocoa.gapTolerance", .cocoa, s.cocoa.gapTolerance != nil)
+        ignored("cocoa.aggregation", .cocoa, s.cocoa.aggregation != CoCoAOptions().aggregation)
+        return out
     }
 }

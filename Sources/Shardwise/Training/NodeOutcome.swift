@@ -6,6 +6,9 @@ public enum StopReason: String, Codable, Sendable {
     case maxIterations = "max-iterations"
     /// The loss became NaN/∞ or grew without bound.
     case diverged
+    /// A fixed-round method (`gram`, `one-shot`) did its round: its answer is final, exact (gram)
+    /// or not (one-shot), and no tolerance was checked.
+    case completed
 }
 
 /// What one node returns when its strategy finishes.
@@ -35,6 +38,9 @@ public struct NodeOutcome: Codable, Sendable {
     public var setupRounds: Int
     /// Bytes sent before training began (setup), when the strategy marked it.
     public var setupBytesSent: Int?
+    /// CoCoA's duality gap P(w) − D(α) at the start of each round (the monitor rank only): a
+    /// certificate, L(w) − L(w*) ≤ gap, at every round.
+    public var dualityGaps: [Double]? = nil
 
     public init(rank: Int, role: String, model: [Double]?, iterations: Int, stopReason: StopReason?,
                 learningRate: Double, recorder: Recorder, rows: Int, notes: [String] = []) {

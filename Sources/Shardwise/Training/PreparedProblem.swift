@@ -29,6 +29,8 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         }
         try data.checkFinite()
         try Self.checkStartingPoint(data, objective: job.objective)
+        // Sorted shards are cut from the sorted rows; sorting here, once, lets them be views.
+        if job.partitioning == .sorted && !data.isSortedByTarget { data = data.sortedByTarget() }
         dataset = data
         shards = try data.shards(job.shardCount, partitioning: job.partitioning)
         if job.computeReference {
@@ -138,6 +140,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         if job.strategy.kind.runsSolvers { report.solver = job.effectiveSolver.rawValue }
         report.rounds = monitor.rounds
         report.setupRounds = monitor.setupRounds
+        report.dualityGaps = monitor.dualityGaps
         if sorted.allSatisfy({ $0.setupBytesSent != nil }) {
             let setup = sorted.reduce(0) { $0 + ($1.setupBytesSent ?? 0) }
             report.setupBytesSent = setup

@@ -82,6 +82,8 @@ public struct TrainingReport: Codable, Sendable {
     /// not diluted by exact setup traffic); nil where a strategy does not mark the boundary.
     public var setupBytesSent: Int? = nil
     public var trainingBytesSent: Int? = nil
+    /// CoCoA's duality gap P(w) − D(α) at each round: a certificate, L(w) − L(w*) ≤ gap.
+    public var dualityGaps: [Double]? = nil
 
     public var converged: Bool { stopReason == .converged }
 }
