@@ -26,7 +26,7 @@ import _TestSupport
 
     @Test("local SGD: H = 1 is the simulator's synchronous gradient descent")
     func localSGD() async throws {
-        let edit: (inout Job) -> Void = { $0.strategy.localSGD.localSteps = 1; $0.stopping = StoppingRule(maxIterations: 100, tolerance: 0) }
+        let edit: (inout Job) -> Void = { $0.strategy.localSGD.localSteps = 1; $0.stopping = StoppingRule(maxIterations: 100, tolerance: 0); $0.optimizer.solver = .gd }
         let local = try await SimulationBackend().run(Self.job(.localSGD, edit))
         let sync = try await SimulationBackend().run(Self.job(.allReduce, edit))
         #expect(relativeError(local.model, sync.model) < 1e-10)

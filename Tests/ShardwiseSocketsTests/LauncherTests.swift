@@ -58,7 +58,7 @@ struct LauncherTests {
     func nodesStopWithTheirLauncher() async throws {
         #if os(Linux)
         let launcher = try await ChildProcess.start(try Binary.require(),
-            arguments: ["launch", "--nodes", "2", "--strategy", "mapreduce", "--synthetic", "n=2000,d=10,seed=3",
+            arguments: ["launch", "--nodes", "2", "--strategy", "mapreduce", "--solver", "gd", "--synthetic", "n=2000,d=10,seed=3",
                         "--iterations", "100000000", "--tolerance", "0", "--timeout", "120"],
             environment: ProcessInfo.processInfo.environment) { _, _ in }
         let pid = launcher.pid

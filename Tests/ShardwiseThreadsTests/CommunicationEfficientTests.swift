@@ -210,13 +210,15 @@ struct CommunicationEfficientTests {
         func edit(_ job: inout Job) {
             job.stopping = StoppingRule(maxIterations: 150, tolerance: 0)
             job.strategy.localSGD.localSteps = 1
+            job.optimizer.solver = .gd   // allreduce's solver, which local SGD with H = 1 is
         }
         let sync = try await ThreadsBackend().run(problem: Self.problem(Self.regression, .allReduce, nodes: nodes, edit))
         let local = try await ThreadsBackend().run(problem: Self.problem(Self.regression, .localSGD, nodes: nodes, edit))
         #expect(relativeError(local.model, sync.model) < 1e-10, "\(relativeError(local.model, sync.model))")
         #expect(local.iterations == sync.iterations)
         // The same stopping decision: with a tolerance both stop at the same iteration.
-        func converging(_ job: inout Job) { job.stopping = StoppingRule(maxIterations: 2000, tolerance: 1e-6); job.strategy.localSGD.localSteps = 1 }
+        func converging(_ job: inout Job) { job.stopping = StoppingRule(maxIterations: 2000, tolerance: 1e-6); job.strategy.localSGD.localSteps = 1
+            job.optimizer.solver = .gd }
         let a = try await ThreadsBackend().run(problem: Self.problem(Self.regression, .allReduce, nodes: nodes, converging))
         let b = try await ThreadsBackend().run(problem: Self.problem(Self.regression, .localSGD, nodes: nodes, converging))
         #expect(a.stopReason == .converged && b.stopReason == .converged)

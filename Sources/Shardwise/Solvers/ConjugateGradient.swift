@@ -67,6 +67,10 @@ public struct ConjugateGradient: Solver {
             began = rounds.now
             try await rounds.hessianProduct(p, into: &q)
             let curvature = Vectors.dot(p, q)
+            if rr == 0 || !(curvature > 0) && Vectors.norm(q) <= 1e-300 {
+                // The residual vanished (an exact answer, e.g. with tolerance 0): nothing is left to do.
+                return SolverResult(model: w, iterations: iteration, stopReason: .converged, notes: note(restarts))
+            }
             guard curvature > 0 else {
                 // H is positive semi-definite: pᵀHp = 0 means p is in X's null space (rank-deficient
                 // least squares, λ = 0) and the minimum along p is already reached.
