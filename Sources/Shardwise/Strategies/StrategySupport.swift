@@ -15,7 +15,7 @@ extension Node {
             let codec = setupCodec.makeCodec()
             var vs = [Scalar](repeating: 0, count: features)
             var out = [Scalar](repeating: 0, count: features)
-            let lambdaMax = try await PowerIteration.largestEigenvalue(dimension: features) { v in
+            let lambdaMax = try await Lanczos.largestEigenvalue(dimension: features) { v in
                 for j in 0..<v.count { vs[j] = Scalar(v[j]) }
                 if shard.rows > 0 {
                     try await comm.compute(ComputeWork(rows: shard.rows, features: features)) {
