@@ -38,7 +38,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: ArgumentHelp("ℓ2 regularisation λ (ridge, logistic).", valueName: "λ"))
     var lambda: Double?
 
-    @Option(help: ArgumentHelp("Step size: 'auto' (1/L by power iteration) or a number.", valueName: "auto|x"))
+    @Option(help: ArgumentHelp("Step size: 'auto' (1/L by Lanczos, ≤ 20 rounds) or a number.", valueName: "auto|x"))
     var lr: String?
 
     @Option(help: "Heavy-ball momentum β in [0, 1).")

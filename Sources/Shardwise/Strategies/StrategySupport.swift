@@ -1,12 +1,12 @@
 /// Pieces every strategy shares: step-size resolution, the local gradient (full or mini-batch),
 /// the update rule, and divergence detection.
 
-/// A setup codec: setup collectives (row counts, power iteration) are exact whatever the job's
+/// A setup codec: setup collectives (row counts, Lanczos) are exact whatever the job's
 /// codec, because they are not what the experiment is about.
 let setupCodec = CodecSpec.float64
 
 extension Node {
-    /// Step size: the job's fixed value, or 1/L with L = λ_max(XᵀX)/n (+λ) from power iteration
+    /// Step size: the job's fixed value, or 1/L with L = λ_max(XᵀX)/n (+λ) from a few Lanczos steps
     /// over all shards (every rank calls this; the all-reduce makes it data-parallel).
     public func resolveLearningRate() async throws -> Double {
         switch job.optimizer.learningRate {
@@ -15,7 +15,7 @@ extension Node {
             let codec = setupCodec.makeCodec()
             var vs = [Scalar](repeating: 0, count: features)
             var out = [Scalar](repeating: 0, count: features)
-            let lambdaMax = try await PowerIteration.largestEigenvalue(dimension: features) { v in
+            let lambdaMax = try await Lanczos.largestEigenvalue(dimension: features) { v in
                 recorder.setupRounds += 1
                 for j in 0..<v.count { vs[j] = Scalar(v[j]) }
                 if shard.rows > 0 {
