@@ -308,19 +308,10 @@ import Darwin
 #endif
 
 extension GradientKernel {
-    /// out ← X_kᵀ X_k v over the shard (the Gram product power iteration needs), streamed once by
-    /// the same blocking as the gradient. `out` is overwritten.
+    /// out ← X_kᵀ X_k v over the shard (the Gram product the step size's Lanczos needs): the
+    /// unweighted case of `weightedGramProduct`. `out` is overwritten.
     public func gramProduct(_ v: UnsafePointer<Scalar>, into out: UnsafeMutablePointer<Scalar>) {
-        let d = x.columns
-        out.update(repeating: 0, count: d)
-        var start = 0
-        while start < x.rows {
-            let m = min(blockRows, x.rows - start)
-            let xb = x.base + start * d
-            Scalar.gemv(transpose: false, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: v, beta: 0, y: residual)
-            Scalar.gemv(transpose: true, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: residual, beta: 1, y: out)
-            start += m
-        }
+        weightedGramProduct(v, weights: nil, into: out)
     }
 }
 
@@ -349,16 +340,15 @@ extension GradientKernel {
     /// product for logistic regression, with weights σ′(Xw)). `out` is overwritten.
     public func weightedGramProduct(_ v: UnsafePointer<Scalar>, weights: UnsafePointer<Scalar>?,
                                     into out: UnsafeMutablePointer<Scalar>) {
-        guard let weights else { return gramProduct(v, into: out) }
         let d = x.columns
         out.update(repeating: 0, count: d)
         var start = 0
         while start < x.rows {
             let m = min(blockRows, x.rows - start)
             let xb = x.base + start * d
-            // X is (m, d) row-major: t_b = X_b v, t_b ∘= D_b, out += X_bᵀ t_b.
+            // X is (m, d) row-major: t_b = X_b v, t_b ∘= D_b (when weighted), out += X_bᵀ t_b.
             Scalar.gemv(transpose: false, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: v, beta: 0, y: residual)
-            for i in 0..<m { residual[i] *= weights[start + i] }
+            if let weights { for i in 0..<m { residual[i] *= weights[start + i] } }
             Scalar.gemv(transpose: true, rows: m, cols: d, alpha: 1, a: xb, lda: d, x: residual, beta: 1, y: out)
             start += m
         }

@@ -45,7 +45,7 @@ public struct ConjugateGradient: Solver {
         var confirmed = false     // whether rr is from a true gradient round at this w
         while iteration < stopping.maxIterations {
             var norm = rr.squareRoot()
-            if !confirmed || iteration == 0 { rounds.observe(iteration: iteration, model: w, gradientNorm: norm, began: began) }
+            if !confirmed { rounds.observe(iteration: iteration, model: w, gradientNorm: norm, began: began) }
             if var reason = monitor.check(gradientNorm: norm) {
                 if reason == .converged && !confirmed && iteration > 0 {
                     // Confirm with the true gradient (the recurrence may have drifted).

@@ -48,9 +48,7 @@ public struct LBFGS: Solver {
         var w = start
         var g = [Double](repeating: 0, count: d)
         var began = rounds.now
-        guard var loss = try await rounds.gradient(at: w, into: &g, wantLoss: true) else {
-            preconditionFailure("a gradient round asked for the loss returned none")
-        }
+        var loss = try await rounds.lossAndGradient(at: w, into: &g)
         var pairs: [(s: [Double], y: [Double], rho: Double)] = []
         var monitor = ConvergenceMonitor(stopping)
         var notes: [String] = []

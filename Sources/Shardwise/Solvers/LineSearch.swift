@@ -16,7 +16,7 @@ enum LineSearch {
         -> LineSearchPoint {
         let x = Vectors.step(w, alpha, p)
         var g = [Double](repeating: 0, count: w.count)
-        let loss = try await rounds.gradient(at: x, into: &g, wantLoss: true) ?? .nan
+        let loss = try await rounds.lossAndGradient(at: x, into: &g)
         return LineSearchPoint(alpha: alpha, w: x, loss: loss, gradient: g, slope: Vectors.dot(g, p))
     }
 

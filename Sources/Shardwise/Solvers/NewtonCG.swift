@@ -43,9 +43,7 @@ public struct NewtonCG: Solver {
         var w = start
         var g = [Double](repeating: 0, count: d)
         var began = rounds.now
-        guard var loss = try await rounds.gradient(at: w, into: &g, wantLoss: true) else {
-            preconditionFailure("a gradient round asked for the loss returned none")
-        }
+        var loss = try await rounds.lossAndGradient(at: w, into: &g)
         var monitor = ConvergenceMonitor(stopping)
         var iteration = 0
         var innerTotal = 0

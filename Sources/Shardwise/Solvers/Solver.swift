@@ -55,6 +55,16 @@ public protocol SolverRounds: AnyObject {
     func observe(iteration: Int, model: [Double], gradientNorm: Double?, began: Double)
 }
 
+extension SolverRounds {
+    /// L(w) and ∇L(w) into `g`: a gradient round that carries the loss. One round.
+    func lossAndGradient(at w: [Double], into g: inout [Double]) async throws -> Double {
+        guard let loss = try await gradient(at: w, into: &g, wantLoss: true) else {
+            preconditionFailure("a gradient round asked for the loss returned none")
+        }
+        return loss
+    }
+}
+
 /// What a solver returns.
 public struct SolverResult: Sendable {
     public var model: [Double]

@@ -106,7 +106,6 @@ public struct MapReduce: Strategy {
         let rowsPerStep: Int
         let tagged: Bool
         private var incoming: [Scalar]
-        private var scalarBuffer: [Scalar]
 
         init(node: Node<Scalar>, shard: ShardWork<Scalar>, rowsPerStep: Int, tagged: Bool) {
             self.node = node
@@ -114,7 +113,6 @@ public struct MapReduce: Strategy {
             self.rowsPerStep = rowsPerStep
             self.tagged = tagged
             incoming = [Scalar](repeating: 0, count: node.features)
-            scalarBuffer = incoming
         }
 
         var features: Int { node.features }

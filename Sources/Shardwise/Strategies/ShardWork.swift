@@ -54,12 +54,9 @@ final class ShardWork<Scalar: BLASScalar>: @unchecked Sendable {
             }
             p.withUnsafeBufferPointer { pp in
                 product.withUnsafeMutableBufferPointer { out in
-                    if logistic {
-                        weights.withUnsafeBufferPointer { dp in
-                            kernel.weightedGramProduct(pp.baseAddress!, weights: dp.baseAddress!, into: out.baseAddress!)
-                        }
-                    } else {
-                        kernel.weightedGramProduct(pp.baseAddress!, weights: nil, into: out.baseAddress!)
+                    weights.withUnsafeBufferPointer { dp in
+                        kernel.weightedGramProduct(pp.baseAddress!, weights: logistic ? dp.baseAddress : nil,
+                                                   into: out.baseAddress!)
                     }
                 }
             }
