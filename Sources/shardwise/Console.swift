@@ -115,8 +115,9 @@ func summary(_ r: TrainingReport) -> String {
     var strategy = r.job.strategy.kind.rawValue
     switch s.kind {
     case .allReduce: strategy += " (\(s.allReduce))"
-    case .gossip: strategy += " (\(s.topology)\(s.asynchronous ? ", async" : ""))"
-    case .parameterServer: strategy += " (staleness \(s.staleness.map(String.init) ?? "∞"))"
+    case .gossip: strategy += " (\(s.gossip.topology)\(s.gossip.asynchronous ? ", async" : ""))"
+    case .parameterServer:
+        strategy += " (staleness \(s.parameterServer.staleness.map(String.init) ?? "∞")\(s.parameterServer.update == .each ? ", update each" : ""))"
     case .oneShot: strategy += " (weighted by \(s.oneShot.weighting))"
     case .localSGD: strategy += " (\(s.localSGD.localSteps) local steps per round)"
     case .cocoa: strategy += " (\(s.cocoa.aggregation), \(s.cocoa.localPasses) local pass\(s.cocoa.localPasses == 1 ? "" : "es") per round)"

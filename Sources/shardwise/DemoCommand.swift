@@ -63,11 +63,12 @@ struct DemoCommand: AsyncParsableCommand {
         variant("allreduce reduce-broadcast") { $0.strategy.kind = .allReduce; $0.strategy.allReduce = .reduceBroadcast }
         variant("allreduce all-to-all") { $0.strategy.kind = .allReduce; $0.strategy.allReduce = .allToAll }
         variant("allreduce ring, float32") { $0.strategy.kind = .allReduce; $0.codec = .float32 }
-        variant("ps, staleness 0") { $0.strategy.kind = .parameterServer; $0.strategy.staleness = 0 }
-        variant("ps, async") { $0.strategy.kind = .parameterServer; $0.strategy.staleness = nil }
+        variant("ps, staleness 0") { $0.strategy.kind = .parameterServer; $0.strategy.parameterServer.staleness = 0 }
+        variant("ps, async") { $0.strategy.kind = .parameterServer; $0.strategy.parameterServer.staleness = nil }
+        variant("ps, async, each") { $0.strategy.kind = .parameterServer; $0.strategy.parameterServer.staleness = nil; $0.strategy.parameterServer.update = .each }
         variant("hogwild") { $0.strategy.kind = .hogwild }
-        variant("gossip ring") { $0.strategy.kind = .gossip; $0.strategy.topology = .ring }
-        variant("gossip complete") { $0.strategy.kind = .gossip; $0.strategy.topology = .complete }
+        variant("gossip ring") { $0.strategy.kind = .gossip; $0.strategy.gossip.topology = .ring }
+        variant("gossip complete") { $0.strategy.kind = .gossip; $0.strategy.gossip.topology = .complete }
 
         var table = TextTable(["strategy", "nodes", "iterations", "stop", "wall time", "bytes moved", "|w−w*|/|w*|", "L − L*"])
         let backend = ThreadsBackend()

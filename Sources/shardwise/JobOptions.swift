@@ -6,6 +6,7 @@ extension StrategyKind: ExpressibleByArgument {}
 extension AllReduceAlgorithm: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension DataFormat: ExpressibleByArgument {}
+extension PSUpdateRule: ExpressibleByArgument {}
 extension SolverKind: ExpressibleByArgument {}
 
 /// The flags that define a `Job`. Every flag is optional: a `--job FILE` is the starting point
@@ -73,6 +74,9 @@ struct JobOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Parameter server: how far a worker may run ahead (0 = synchronous, 'inf' = fully asynchronous).", valueName: "k|inf"))
     var staleness: String?
+
+    @Option(name: .customLong("ps-update"), help: ArgumentHelp("Parameter server: apply the sum of every worker's latest gradient (aggregate, SAG style) or each arriving gradient on its own (each, textbook asynchronous SGD).", valueName: "aggregate|each"))
+    var psUpdate: PSUpdateRule?
 
     @Flag(name: .customLong("async"), help: "Gossip: the asynchronous variant.")
     var asynchronous = false
@@ -184,10 +188,11 @@ struct JobOptions: ParsableArguments {
         if let nodes { job.nodes = nodes }
         if let strategy { job.strategy.kind = strategy }
         if let allReduce { job.strategy.allReduce = allReduce }
-        if let topology { job.strategy.topology = try flagged("--topology", topology) { try TopologySpec(parsing: topology) } }
-        if let staleness { job.strategy.staleness = try flagged("--staleness", staleness) { try Self.parseStaleness(staleness) } }
-        if asynchronous { job.strategy.asynchronous = true }
-        if tracking { job.strategy.gradientTracking = true }
+        if let topology { job.strategy.gossip.topology = try flagged("--topology", topology) { try TopologySpec(parsing: topology) } }
+        if let staleness { job.strategy.parameterServer.staleness = try flagged("--staleness", staleness) { try Self.parseStaleness(staleness) } }
+        if let psUpdate { job.strategy.parameterServer.update = psUpdate }
+        if asynchronous { job.strategy.gossip.asynchronous = true }
+        if tracking { job.strategy.gossip.gradientTracking = true }
         if gramUseCodec { job.strategy.gram.useJobCodec = true }
         if let localSteps { job.strategy.localSGD.localSteps = localSteps }
         if let oneShotWeighting { job.strategy.oneShot.weighting = oneShotWeighting }
@@ -202,14 +207,13 @@ struct JobOptions: ParsableArguments {
         if noReference { job.computeReference = false }
     }
 
-    /// `k` or `inf` (nil: unbounded). The range is the core's (`StrategySpec.validate()`).
+    /// `k` or `inf` (nil: unbounded). The range is the core's (`ParameterServerOptions.validate()`).
     static func parseStaleness(_ text: String) throws -> Int? {
         if text == "inf" { return nil }
         guard let k = Int(text) else {
             throw JobError.invalid(field: "", message: "expected a non-negative integer or 'inf', got '\(text)'")
         }
-        let spec = StrategySpec(kind: .parameterServer, staleness: k)
-        try spec.validate()
+        try ParameterServerOptions(staleness: k).validate()
         return k
     }
 
@@ -226,9 +230,10 @@ struct JobOptions: ParsableArguments {
             ("objective.ridge.lambda", "--lambda", text(lambda)), ("objective.logistic.lambda", "--lambda", text(lambda)),
             ("objective", "--objective", objective),
             ("strategy.kind", "--strategy", text(strategy)), ("strategy.allReduce", "--allreduce", text(allReduce)),
-            ("strategy.staleness", "--staleness", staleness), ("strategy.topology", "--topology", topology),
-            ("strategy.asynchronous", "--async", asynchronous ? "" : nil),
-            ("strategy.gradientTracking", "--tracking", tracking ? "" : nil),
+            ("strategy.parameterServer.staleness", "--staleness", staleness), ("strategy.gossip.topology", "--topology", topology),
+            ("strategy.parameterServer.update", "--ps-update", text(psUpdate)),
+            ("strategy.gossip.asynchronous", "--async", asynchronous ? "" : nil),
+            ("strategy.gossip.gradientTracking", "--tracking", tracking ? "" : nil),
             ("strategy.gram.useJobCodec", "--gram-use-codec", gramUseCodec ? "" : nil),
             ("strategy.localSGD.localSteps", "--local-steps", text(localSteps)),
             ("strategy.oneShot.weighting", "--one-shot-weighting", text(oneShotWeighting)),

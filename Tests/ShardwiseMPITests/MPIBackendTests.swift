@@ -59,7 +59,7 @@ struct MPIBackendTests {
             : variant.hasPrefix("gossip") ? .gossip : .allReduce
         let job = Self.job(kind, ranks: ranks) { job in
             job.strategy.allReduce = variant.hasSuffix("native") ? .native : .ring
-            if kind == .parameterServer { job.strategy.staleness = 0 }
+            if kind == .parameterServer { job.strategy.parameterServer.staleness = 0 }
             if kind == .gossip { Self.gossip(&job) }
             if variant.hasSuffix("lbfgs") { job.optimizer.solver = .lbfgs }   // cg is the default
         }
@@ -79,8 +79,8 @@ struct MPIBackendTests {
         let kind: StrategyKind = variant.hasPrefix("ps") ? .parameterServer : .gossip
         let job = Self.job(kind, ranks: ranks) { job in
             job.stopping.maxIterations = 6000
-            if variant == "ps-staleness-2" { job.strategy.staleness = 2 }
-            if kind == .gossip { job.strategy.asynchronous = true; Self.gossip(&job) }
+            if variant == "ps-staleness-2" { job.strategy.parameterServer.staleness = 2 }
+            if kind == .gossip { job.strategy.gossip.asynchronous = true; Self.gossip(&job) }
         }
         let mpi = try await Self.trainUnderMPI(job)
         #expect(mpi.relativeDistance! < (kind == .gossip ? 1e-3 : 1e-4),

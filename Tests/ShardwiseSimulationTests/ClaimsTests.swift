@@ -49,7 +49,7 @@ import _TestSupport
         #expect(fast.allSatisfy { $0.waitingSeconds > 5 * $0.computeSeconds })
 
         var ps = Self.job(.parameterServer, nodes: m, iterations: 60)
-        ps.strategy.staleness = nil
+        ps.strategy.parameterServer.staleness = nil
         ps.optimizer.learningRate = .fixed(0.05)
         let normalPS = try await SimulationBackend(model: Self.model()).run(ps)
         let slowPS = try await SimulationBackend(model: Self.model(stragglers: slow)).run(ps)
@@ -89,8 +89,8 @@ import _TestSupport
     @Test func gossipTopology() async throws {
         func run(_ topology: TopologySpec) async throws -> TrainingReport {
             var job = Self.job(.gossip, nodes: 16, rows: 8000, iterations: 2000, tolerance: 1e-6)
-            job.strategy.topology = topology
-            job.strategy.gradientTracking = true
+            job.strategy.gossip.topology = topology
+            job.strategy.gossip.gradientTracking = true
             job.optimizer.learningRate = .fixed(0.2)
             return try await SimulationBackend(model: Self.model(latency: 1e-6, compute: 1e-8)).run(job)
         }
@@ -148,7 +148,7 @@ import _TestSupport
         #expect(mrCrash.model == mrClean.model)   // same math, just later
         // Asynchronous parameter server.
         var ps = Self.job(.parameterServer, nodes: m, iterations: 60)
-        ps.strategy.staleness = nil
+        ps.strategy.parameterServer.staleness = nil
         ps.optimizer.learningRate = .fixed(0.05)
         let psCrash = try await SimulationBackend(model: Self.model(faults: [crash])).run(ps)
         #expect(inWindow(psCrash) > 5)     // rounds go on while rank 2 is down

@@ -20,12 +20,12 @@ import _TestSupport
         Case(name: "allreduce reduce-broadcast", edit: { $0.strategy.kind = .allReduce; $0.strategy.allReduce = .reduceBroadcast }, tolerance: 1e-6),
         Case(name: "allreduce all-to-all", edit: { $0.strategy.kind = .allReduce; $0.strategy.allReduce = .allToAll }, tolerance: 1e-6),
         Case(name: "allreduce native (modelled ring)", edit: { $0.strategy.kind = .allReduce; $0.strategy.allReduce = .native }, tolerance: 1e-6),
-        Case(name: "ps staleness 0", edit: { $0.strategy.kind = .parameterServer; $0.strategy.staleness = 0 }, tolerance: 1e-6),
-        Case(name: "ps staleness 2", edit: { $0.strategy.kind = .parameterServer; $0.strategy.staleness = 2 }, tolerance: 1e-4),
-        Case(name: "ps async", edit: { $0.strategy.kind = .parameterServer; $0.strategy.staleness = nil }, tolerance: 1e-4),
+        Case(name: "ps staleness 0", edit: { $0.strategy.kind = .parameterServer; $0.strategy.parameterServer.staleness = 0 }, tolerance: 1e-6),
+        Case(name: "ps staleness 2", edit: { $0.strategy.kind = .parameterServer; $0.strategy.parameterServer.staleness = 2 }, tolerance: 1e-4),
+        Case(name: "ps async", edit: { $0.strategy.kind = .parameterServer; $0.strategy.parameterServer.staleness = nil }, tolerance: 1e-4),
         Case(name: "hogwild", edit: { $0.strategy.kind = .hogwild }, tolerance: 1e-4),
-        Case(name: "gossip complete", edit: { $0.strategy.kind = .gossip; $0.strategy.topology = .complete }, tolerance: 1e-3),
-        Case(name: "gossip ring", edit: { $0.strategy.kind = .gossip; $0.strategy.topology = .ring }, tolerance: 1e-2),
+        Case(name: "gossip complete", edit: { $0.strategy.kind = .gossip; $0.strategy.gossip.topology = .complete }, tolerance: 1e-3),
+        Case(name: "gossip ring", edit: { $0.strategy.kind = .gossip; $0.strategy.gossip.topology = .ring }, tolerance: 1e-2),
         // The solvers run unchanged on the virtual clock.
         Case(name: "mapreduce gd", edit: { $0.strategy.kind = .mapReduce; $0.optimizer.solver = .gd }, tolerance: 1e-6),
         Case(name: "allreduce nesterov", edit: { $0.strategy.kind = .allReduce; $0.optimizer.solver = .nesterov }, tolerance: 1e-6),
@@ -63,8 +63,8 @@ import _TestSupport
         job.nodes = 6
         job.stopping = StoppingRule(maxIterations: 200, tolerance: 1e-8)
         switch name {
-        case "ps async": job.strategy.kind = .parameterServer; job.strategy.staleness = nil
-        case "gossip async": job.strategy.kind = .gossip; job.strategy.asynchronous = true
+        case "ps async": job.strategy.kind = .parameterServer; job.strategy.parameterServer.staleness = nil
+        case "gossip async": job.strategy.kind = .gossip; job.strategy.gossip.asynchronous = true
         case "hogwild": job.strategy.kind = .hogwild
         default: job.strategy.kind = .allReduce; job.codec = .float32
         }

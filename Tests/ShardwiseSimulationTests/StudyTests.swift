@@ -51,7 +51,7 @@ import _TestSupport
     /// 2 and runs as usual; the 8-node run loses rank 2 for 20 ms.
     @Test func faultAppliesWhereItsRankExists() async throws {
         var job = Self.job(.parameterServer, iterations: 40)
-        job.strategy.staleness = 0
+        job.strategy.parameterServer.staleness = 0
         let fault = FaultSpec(rank: 2, at: 5e-3, downtime: 20e-3)
         let plain = try await ScalingStudy.run(job: job, nodeCounts: [8], backend: SimulationBackend(model: Self.model(compute: 1e-6)))
         let faulty = try await ScalingStudy.run(job: job, nodeCounts: [8],

@@ -54,7 +54,7 @@ struct FailureProcessTests {
     func boundedServerCarriesOn(staleness: Int) async throws {
         let timeout = 300.0
         var job = Jobs.job(.parameterServer, nodes: 4, iterations: 1500, timeout: timeout)
-        job.strategy.staleness = staleness
+        job.strategy.parameterServer.staleness = staleness
         job.stopping.tolerance = 0
         let killer = Killer(victim: 2, iteration: 20)
         let report = try await killer.launcher().run(job, onProgress: { killer.progress($0) })

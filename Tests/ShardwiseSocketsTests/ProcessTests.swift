@@ -23,10 +23,10 @@ struct ProcessTests {
         Variant(name: "allreduce ring", kind: .allReduce, edit: { $0.strategy.allReduce = .ring }, tolerance: 1e-6),
         Variant(name: "allreduce reduce-broadcast", kind: .allReduce, edit: { $0.strategy.allReduce = .reduceBroadcast }, tolerance: 1e-6),
         Variant(name: "allreduce all-to-all", kind: .allReduce, edit: { $0.strategy.allReduce = .allToAll }, tolerance: 1e-6),
-        Variant(name: "ps staleness 0", kind: .parameterServer, edit: { $0.strategy.staleness = 0 }, tolerance: 1e-6),
-        Variant(name: "ps async", kind: .parameterServer, edit: { $0.strategy.staleness = nil }, tolerance: 1e-4),
-        Variant(name: "gossip ring", kind: .gossip, edit: { $0.strategy.topology = .ring }, tolerance: 1e-2),
-        Variant(name: "gossip complete async", kind: .gossip, edit: { $0.strategy.topology = .complete; $0.strategy.asynchronous = true }, tolerance: 1e-2),
+        Variant(name: "ps staleness 0", kind: .parameterServer, edit: { $0.strategy.parameterServer.staleness = 0 }, tolerance: 1e-6),
+        Variant(name: "ps async", kind: .parameterServer, edit: { $0.strategy.parameterServer.staleness = nil }, tolerance: 1e-4),
+        Variant(name: "gossip ring", kind: .gossip, edit: { $0.strategy.gossip.topology = .ring }, tolerance: 1e-2),
+        Variant(name: "gossip complete async", kind: .gossip, edit: { $0.strategy.gossip.topology = .complete; $0.strategy.gossip.asynchronous = true }, tolerance: 1e-2),
         // The solvers over real sockets (cg, the default for least squares, runs in the cases above).
         Variant(name: "mapreduce lbfgs", kind: .mapReduce, edit: { $0.optimizer.solver = .lbfgs }, tolerance: 1e-6),
         Variant(name: "allreduce newton-cg", kind: .allReduce, edit: { $0.optimizer.solver = .newtonCG }, tolerance: 1e-6),
@@ -121,7 +121,7 @@ struct ProcessTests {
     @Test("SIGKILL of a worker: the parameter server finishes and reports the lost shard")
     func parameterServerCarriesOn() async throws {
         var job = Jobs.job(.parameterServer, nodes: 4, iterations: 3000, timeout: 10)
-        job.strategy.staleness = nil
+        job.strategy.parameterServer.staleness = nil
         let pids = Mutex<[Int: Int32]>([:])
         let killed = Mutex(false)
         var launcher = try Jobs.launcher()

@@ -48,25 +48,25 @@ struct JobValidationTests {
         (#""nodes":0"#, "nodes", "got 0"),
         (#""nodes":-3"#, "nodes", "got -3"),
         (#""nodes":101"#, "nodes", "more than its 100 rows"),
-        (#""nodes":4,"strategy":{"kind":"gossip","topology":{"randomRegular":{"degree":9223372036854775807,"seed":1}}}"#,
-         "strategy.topology", "k < m"),
-        (#""nodes":1000000,"strategy":{"kind":"gossip","topology":{"complete":{}}}"#, "nodes", "more than its 100 rows"),
+        (#""nodes":4,"strategy":{"kind":"gossip","gossip":{"topology":{"randomRegular":{"degree":9223372036854775807,"seed":1}}}}"#,
+         "strategy.gossip.topology", "k < m"),
+        (#""nodes":1000000,"strategy":{"kind":"gossip","gossip":{"topology":{"complete":{}}}}"#, "nodes", "more than its 100 rows"),
         (#""nodes":1e30"#, "nodes", "does not fit"),
         (#""seed":-1"#, "seed", "does not fit"),
-        (#""strategy":{"staleness":1.5}"#, "strategy.staleness", "does not fit"),
+        (#""strategy":{"parameterServer":{"staleness":1.5}}"#, "strategy.parameterServer.staleness", "does not fit"),
         (#""computeReference":true,"nodes":99999999999999999999"#, "nodes", "does not fit"),
         (#""codec":{"int9":{}}"#, "codec", "one known case"),
         (#""timeout":0"#, "timeout", "positive"),
         (#""timeout":1e300"#, "timeout", "a year"),
         (#""traceEvery":-1"#, "traceEvery", "≥ 0"),
-        (#""strategy":{"staleness":-1}"#, "strategy.staleness", "got -1"),
-        (#""strategy":{"kind":"gossip","topology":{"randomRegular":{"degree":0,"seed":1}}}"#,
-         "strategy.topology.randomRegular.degree", "disconnected"),
-        (#""strategy":{"kind":"gossip","topology":{"edges":{"_0":[[0,0]]}}}"#, "strategy.topology.edges._0", "self-loop"),
-        (#""strategy":{"kind":"gossip","topology":{"edges":{"_0":[[-1,2]]}}}"#, "strategy.topology.edges._0", "two ranks"),
-        (#""strategy":{"kind":"gossip","topology":{"torus":{"rows":0}}}"#, "strategy.topology.torus.rows", "at least 1"),
-        (#""nodes":4,"strategy":{"kind":"gossip","topology":{"torus":{"rows":3}}}"#, "strategy.topology", "grid"),
-        (#""strategy":{"kind":"gossip","asynchronous":true,"gradientTracking":true}"#, "strategy.gradientTracking", "synchronous"),
+        (#""strategy":{"parameterServer":{"staleness":-1}}"#, "strategy.parameterServer.staleness", "got -1"),
+        (#""strategy":{"kind":"gossip","gossip":{"topology":{"randomRegular":{"degree":0,"seed":1}}}}"#,
+         "strategy.gossip.topology.randomRegular.degree", "disconnected"),
+        (#""strategy":{"kind":"gossip","gossip":{"topology":{"edges":{"_0":[[0,0]]}}}}"#, "strategy.gossip.topology.edges._0", "self-loop"),
+        (#""strategy":{"kind":"gossip","gossip":{"topology":{"edges":{"_0":[[-1,2]]}}}}"#, "strategy.gossip.topology.edges._0", "two ranks"),
+        (#""strategy":{"kind":"gossip","gossip":{"topology":{"torus":{"rows":0}}}}"#, "strategy.gossip.topology.torus.rows", "at least 1"),
+        (#""nodes":4,"strategy":{"kind":"gossip","gossip":{"topology":{"torus":{"rows":3}}}}"#, "strategy.gossip.topology", "grid"),
+        (#""strategy":{"kind":"gossip","gossip":{"asynchronous":true,"gradientTracking":true}}"#, "strategy.gossip.gradientTracking", "synchronous"),
         // Unknown fields, anywhere.
         (#""strategy":{"stalness":3}"#, "strategy.stalness", "unknown field 'strategy.stalness'"),
         (#""nodez":2"#, "nodez", "unknown field 'nodez'"),
@@ -112,7 +112,7 @@ struct JobValidationTests {
     @Test("a valid job file, every default written out, is accepted and reads back the same")
     func roundTrip() throws {
         var job = Job(data: .synthetic(SyntheticSpec(rows: 100, features: 3)))
-        job.strategy = StrategySpec(kind: .gossip, staleness: nil, topology: .edges([[0, 1], [1, 2]]))
+        job.strategy = StrategySpec(kind: .gossip); job.strategy.gossip.topology = .edges([[0, 1], [1, 2]])
         job.nodes = 3
         job.codec = .int8(chunk: 16)
         job.partitioning = .skewed(ratio: 2)
@@ -122,7 +122,7 @@ struct JobValidationTests {
         #expect(decoded == job)
         try decoded.validate()
         // null stands for "absent" (the default) anywhere.
-        #expect(Self.error(of: Self.json(#""strategy":{"staleness":null}"#)) == nil)
+        #expect(Self.error(of: Self.json(#""strategy":{"parameterServer":{"staleness":null}}"#)) == nil)
     }
 
     // MARK: - Spec text: the same rules, reached through the parsers
@@ -176,10 +176,10 @@ struct JobValidationTests {
     // MARK: - Warnings: harmless but surprising
 
     static let surprising: [(json: String, field: String, says: String)] = [
-        (#""strategy":{"kind":"mapreduce","staleness":2}"#, "strategy.staleness", "parameter server"),
-        (#""strategy":{"kind":"allreduce","asynchronous":true}"#, "strategy.asynchronous", "gossip only"),
-        (#""nodes":4,"strategy":{"kind":"gossip","topology":{"disconnected":{}}}"#, "strategy.topology", "cannot converge"),
-        (#""nodes":4,"strategy":{"kind":"gossip","topology":{"edges":{"_0":[[0,1]]}}}"#, "strategy.topology", "3 parts"),
+        (#""strategy":{"kind":"mapreduce","parameterServer":{"staleness":2}}"#, "strategy.parameterServer.staleness", "applies to ps only"),
+        (#""strategy":{"kind":"allreduce","gossip":{"asynchronous":true}}"#, "strategy.gossip.asynchronous", "gossip only"),
+        (#""nodes":4,"strategy":{"kind":"gossip","gossip":{"topology":{"disconnected":{}}}}"#, "strategy.gossip.topology", "cannot converge"),
+        (#""nodes":4,"strategy":{"kind":"gossip","gossip":{"topology":{"edges":{"_0":[[0,1]]}}}}"#, "strategy.gossip.topology", "3 parts"),
     ]
 
     @Test("a surprising setting is warned about, not refused", arguments: surprising)
@@ -192,16 +192,47 @@ struct JobValidationTests {
         #expect(Job(data: job.data).warnings.isEmpty)
     }
 
+    /// Fields that sat flat in `strategy` before each strategy had its own options: an old job
+    /// file is refused (never silently ignored) with the field's new place.
+    @Test("a moved field is refused with its new place", arguments: [
+        ("staleness", "2", "strategy.parameterServer.staleness"),
+        ("topology", #"{"complete":{}}"#, "strategy.gossip.topology"),
+        ("asynchronous", "true", "strategy.gossip.asynchronous"),
+        ("gradientTracking", "true", "strategy.gossip.gradientTracking"),
+    ])
+    func movedField(key: String, value: String, now: String) throws {
+        let error = try #require(Self.error(of: Self.json(#""strategy":{"\#(key)":\#(value)}"#)))
+        #expect(error == .unknownField("strategy.\(key)"))
+        #expect(error.message.contains("moved to '\(now)'"), "\(error)")
+    }
+
+    @Test("every options value a strategy or solver does not read is warned about, field by field")
+    func ignoredOptionsAreWarned() throws {
+        var job = Job(data: .synthetic(SyntheticSpec(rows: 50, features: 2)))
+        job.strategy.kind = .allReduce
+        job.strategy.parameterServer.update = .each
+        job.strategy.gossip.gradientTracking = true
+        job.strategy.cocoa.localPasses = 3
+        job.optimizer.solver = .cg
+        job.optimizer.lbfgs.memory = 5
+        #expect(job.warnings.map(\.field) == ["strategy.parameterServer.update", "strategy.gossip.gradientTracking",
+                                               "strategy.cocoa.localPasses", "optimizer.lbfgs.memory"])
+        #expect(job.warnings.allSatisfy { $0.message.contains("only; ") })
+        job.strategy.kind = .parameterServer
+        job.optimizer.solver = nil
+        #expect(!job.warnings.contains { $0.field.hasPrefix("strategy.parameterServer") })
+    }
+
     @Test("warnings reach the report as notes")
     func warningInReport() throws {
         var job = Job(data: .synthetic(SyntheticSpec(rows: 50, features: 2)))
-        job.strategy.staleness = 3
+        job.strategy.parameterServer.staleness = 3
         job.computeReference = false
         let problem = try PreparedProblem<Double>(job: job)
         let report = problem.report(outcomes: [NodeOutcome(rank: 0, role: "single", model: [0, 0], iterations: 0, stopReason: nil,
                                                            learningRate: 1, recorder: Recorder(rank: 0, traceEvery: 1), rows: 50)],
                                     backend: "test", seconds: 0)
-        #expect(report.notes.contains { $0.contains("strategy.staleness") })
+        #expect(report.notes.contains { $0.contains("strategy.parameterServer.staleness") })
     }
 
     // MARK: - Blame: data problems are not step-size problems
@@ -319,7 +350,7 @@ struct CommandLineValidationTests {
         (#""strategy":{"stalness":3}"#, [], ": unknown field 'strategy.stalness'"),
         (#""nodes":1e30"#, [], ": nodes: 1e+30 does not fit"),
         // The file's topology is at fault even though --nodes made it so.
-        (#""strategy":{"kind":"gossip","topology":{"torus":{"rows":3}}}"#, ["--nodes", "4"], ": strategy.topology:"),
+        (#""strategy":{"kind":"gossip","gossip":{"topology":{"torus":{"rows":3}}}}"#, ["--nodes", "4"], ": strategy.gossip.topology:"),
     ]
 
     @Test("a bad job file is refused, naming the file and the field", arguments: refusedFiles)
@@ -340,9 +371,9 @@ struct CommandLineValidationTests {
     }
 
     static let warned: [(arguments: [String], says: String)] = [
-        (["--staleness", "2"], "warning: --staleness 2: a staleness bound (2) applies to the parameter server"),
+        (["--staleness", "2"], "warning: --staleness 2: this option applies to ps only; mapreduce ignores it"),
         (["--strategy", "gossip", "--nodes", "2", "--topology", "disconnected"], "warning: --topology disconnected: on 2 nodes"),
-        (["--strategy", "allreduce", "--async"], "warning: --async: the asynchronous variant applies to gossip only"),
+        (["--strategy", "allreduce", "--async"], "warning: --async: this option applies to gossip only; allreduce ignores it"), (["--ps-update", "each"], "warning: --ps-update each: this option applies to ps only"),
     ]
 
     @Test("a surprising flag runs, with a warning on stderr", arguments: warned)

@@ -48,7 +48,7 @@ struct StrategyTests {
     @Test("parameter server with staleness 0 is synchronous gradient descent", arguments: [2, 3, 5])
     func psSynchronous(nodes: Int) async throws {
         let single = try await Self.singleNode()
-        let r = try await ThreadsBackend().run(problem: Self.job(.parameterServer, nodes: nodes) { $0.strategy.staleness = 0 })
+        let r = try await ThreadsBackend().run(problem: Self.job(.parameterServer, nodes: nodes) { $0.strategy.parameterServer.staleness = 0 })
         #expect(relativeError(r.model, single.model) < 1e-12)
         #expect(r.staleness.keys.allSatisfy { $0 == 0 })
     }
@@ -62,7 +62,7 @@ struct StrategyTests {
 
     @Test("with unbounded staleness the parameter server records stale gradients")
     func psStaleness() async throws {
-        let r = try await ThreadsBackend().run(problem: Self.job(.parameterServer, nodes: 5) { $0.strategy.staleness = nil })
+        let r = try await ThreadsBackend().run(problem: Self.job(.parameterServer, nodes: 5) { $0.strategy.parameterServer.staleness = nil })
         let total = r.staleness.values.reduce(0, +)
         #expect(total > 0)
         #expect(r.staleness.keys.contains { $0 > 0 })
@@ -71,7 +71,7 @@ struct StrategyTests {
     @Test("gossip: a disconnected graph never agrees; a complete graph agrees sooner than a ring")
     func gossipTopologies() async throws {
         let disconnected = try await ThreadsBackend().run(problem: Self.job(.gossip, nodes: 4) {
-            $0.strategy.topology = .disconnected
+            $0.strategy.gossip.topology = .disconnected
             $0.stopping.maxIterations = 300
         })
         #expect(disconnected.stopReason == .maxIterations)
@@ -86,7 +86,7 @@ struct StrategyTests {
         exact.traceEvery = 1
         func itersToConsensus(_ t: TopologySpec) async throws -> Int {
             var job = exact
-            job.strategy.topology = t
+            job.strategy.gossip.topology = t
             let r = try await ThreadsBackend().run(job)
             return r.trace.first { ($0.consensusDistance ?? 1) < 1e-6 && $0.iteration > 0 }?.iteration ?? Int.max
         }
@@ -101,7 +101,7 @@ struct StrategyTests {
         let plain = try await ThreadsBackend().run(problem: Self.job(.gossip, nodes: nodes) { $0.stopping.maxIterations = 3000 })
         let tracked = try await ThreadsBackend().run(problem: Self.job(.gossip, nodes: nodes) {
             $0.stopping.maxIterations = 3000
-            $0.strategy.gradientTracking = true
+            $0.strategy.gossip.gradientTracking = true
         })
         #expect(tracked.relativeDistance! < 1e-7, "tracking: \(tracked.relativeDistance!)")
         #expect(tracked.consensusDistance! < 1e-7)

@@ -8,7 +8,8 @@
 /// method of scikit-learn's `LogisticRegression(solver="lbfgs")` and Spark MLlib's default.
 public struct LBFGS: Solver {
     /// Options of `lbfgs`.
-    public struct Options: Codable, Sendable, Equatable {
+    public struct Options: ComponentOptions {
+        public init() {}
         /// Pairs (s, y) kept: m.
         public var memory: Int = 10
         /// Trials one line search may take before it gives up.

@@ -13,7 +13,8 @@
 /// iteration (the gradient at y); the stopping rule looks at |∇L(y)|.
 public struct Nesterov: Solver {
     /// Options of `nesterov`.
-    public struct Options: Codable, Sendable, Equatable {
+    public struct Options: ComponentOptions {
+        public init() {}
         /// Restart the momentum when it points uphill (on by default).
         public var restart: Bool = true
         public init(restart: Bool = true) { self.restart = restart }

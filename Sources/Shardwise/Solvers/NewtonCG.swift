@@ -15,7 +15,8 @@
 /// Newton step is exact) plus the CG steps inside it.
 public struct NewtonCG: Solver {
     /// Options of `newton-cg`.
-    public struct Options: Codable, Sendable, Equatable {
+    public struct Options: ComponentOptions {
+        public init() {}
         /// Hessian-vector products one inner CG solve may take (capped at d).
         public var maxInner: Int = 250
         public init(maxInner: Int = 250) { self.maxInner = maxInner }

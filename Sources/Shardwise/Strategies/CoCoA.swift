@@ -244,7 +244,8 @@ public struct CoCoA: Strategy {
 }
 
 /// CoCoA's options (`strategy.cocoa` in a job file).
-public struct CoCoAOptions: Codable, Sendable, Equatable {
+public struct CoCoAOptions: ComponentOptions {
+    public init() {}
     /// How the nodes' updates combine.
     public enum Aggregation: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
         /// CoCoA+: γ = 1 with σ′ = K, the updates added.

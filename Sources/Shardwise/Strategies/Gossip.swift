@@ -38,11 +38,11 @@ public struct Gossip: Strategy {
     @_specialize(where Scalar == Float)
     public func run<Scalar: BLASScalar>(_ node: Node<Scalar>) async throws -> NodeOutcome {
         let comm = node.comm
-        let topology = try Topology(node.job.strategy.topology, nodes: node.size)
+        let topology = try Topology(node.job.strategy.gossip.topology, nodes: node.size)
         let neighbours = topology.neighbours[node.rank]
-        let asynchronous = node.job.strategy.asynchronous
+        let asynchronous = node.job.strategy.gossip.asynchronous
         var learningRate = try await node.resolveLearningRate()
-        let tracking = node.job.strategy.gradientTracking && !asynchronous
+        let tracking = node.job.strategy.gossip.gradientTracking && !asynchronous
         if tracking, case .auto = node.job.optimizer.learningRate { learningRate *= topology.spectralGap }
         let local = LocalGradient(kernel: node.kernel, batchSize: node.job.optimizer.batchSize,
                                   seed: node.job.seed, rank: node.rank)
@@ -147,5 +147,39 @@ public struct Gossip: Strategy {
     /// their spread. The time is when the iteration began (see `Node.observe`), now for the final point.
     private func record<Scalar: BLASScalar>(_ node: Node<Scalar>, _ iteration: Int, _ x: [Scalar], began: Double? = nil) {
         node.recorder.record(TracePoint(iteration: iteration, time: began ?? node.comm.now, model: x.map(Double.init)))
+    }
+}
+
+/// Gossip's options (`strategy.gossip` in a job file).
+public struct GossipOptions: ComponentOptions {
+    /// The communication graph (`--topology`).
+    public var topology: TopologySpec = .ring
+    /// Synchronous rounds, or asynchronous: each node mixes whatever has arrived (`--async`).
+    public var asynchronous: Bool = false
+    /// Gradient tracking (DIGing), which converges to w* exactly; synchronous only (`--tracking`).
+    public var gradientTracking: Bool = false
+
+    public init() {}
+    public init(topology: TopologySpec, asynchronous: Bool = false, gradientTracking: Bool = false) {
+        self.topology = topology
+        self.asynchronous = asynchronous
+        self.gradientTracking = gradientTracking
+    }
+
+    /// The graph's own rules; its fit to the node count is checked with the job.
+    public func validate() throws {
+        try JobError.within("topology") { try topology.validate() }
+        if gradientTracking && asynchronous {
+            throw JobError.invalid(field: "gradientTracking",
+                                   message: "gossip gradient tracking needs synchronous rounds, not the asynchronous variant")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case topology, asynchronous, gradientTracking }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(topology: try c.decodeIfPresent(TopologySpec.self, forKey: .topology) ?? .ring,
+                  asynchronous: try c.decodeIfPresent(Bool.self, forKey: .asynchronous) ?? false,
+                  gradientTracking: try c.decodeIfPresent(Bool.self, forKey: .gradientTracking) ?? false)
     }
 }

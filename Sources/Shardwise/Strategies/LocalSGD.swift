@@ -95,7 +95,8 @@ public struct LocalSGD: Strategy {
 }
 
 /// Local SGD's options (`strategy.localSGD` in a job file).
-public struct LocalSGDOptions: Codable, Sendable, Equatable {
+public struct LocalSGDOptions: ComponentOptions {
+    public init() {}
     /// H: local steps between two averages (`--local-steps`); 1 is synchronous gradient descent.
     public var localSteps: Int = 10
 

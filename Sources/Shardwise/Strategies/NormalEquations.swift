@@ -167,7 +167,8 @@ public enum GramError: Error, CustomStringConvertible, Equatable {
 }
 
 /// The `gram` strategy's options (`strategy.gram` in a job file).
-public struct GramOptions: Codable, Sendable, Equatable {
+public struct GramOptions: ComponentOptions {
+    public init() {}
     /// Send XᵀX and Xᵀy under the job's codec instead of float64 (`--gram-use-codec`): an
     /// experiment in what compressing the normal equations costs (see `NormalEquations`).
     public var useJobCodec: Bool = false

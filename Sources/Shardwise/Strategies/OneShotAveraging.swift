@@ -85,7 +85,8 @@ public struct OneShotAveraging: Strategy {
 }
 
 /// One-shot averaging's options (`strategy.oneShot` in a job file).
-public struct OneShotOptions: Codable, Sendable, Equatable {
+public struct OneShotOptions: ComponentOptions {
+    public init() {}
     /// How the shard solutions are weighted in the average.
     public enum Weighting: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
         /// By rows, n_k/n: on balanced shards the same as uniform; on skewed ones each row counts once.

@@ -1,10 +1,27 @@
+/// How the parameter server turns an arriving gradient into an update (`--ps-update`).
+public enum PSUpdateRule: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Apply the sum of every worker's *latest* gradient (the aggregated form, as in SAG): converges
+    /// to the exact w* with a constant step, because at a fixed point every stored gradient was
+    /// computed at w*. The default.
+    case aggregate
+    /// Apply each arriving gradient on its own — the textbook asynchronous SGD. A stale gradient
+    /// pulls w towards where it was computed, and a fast worker's shard is applied more often than
+    /// a slow one's: with stragglers the iterates settle near a point biased towards the fast
+    /// workers' shards, and circle it at a distance set by the step, never reaching w*. This is
+    /// the harm of stale gradients that the lab exists to show.
+    case each
+
+    public var description: String { rawValue }
+}
+
 /// The asynchronous parameter server, client-server: rank 0 holds w and serves; ranks 1…m−1 are
 /// workers, each with a shard.
 ///
 /// A worker loops: pull w (with its version), compute its shard's gradient sum, push it. The
-/// server keeps each worker's latest gradient and applies the sum of the latest gradients as they
-/// arrive — the aggregated-gradient form of asynchronous SGD (as in SAG), which converges to the
-/// exact w* with a constant step, because at a fixed point every stored gradient was computed at w*.
+/// server keeps each worker's latest gradient and, as each arrives, applies by the job's
+/// `PSUpdateRule` either the sum of the latest gradients (`aggregate`, the default: the
+/// aggregated-gradient form of asynchronous SGD, as in SAG, which converges to the exact w* with a
+/// constant step) or the arriving gradient alone (`each`, the textbook asynchronous SGD).
 ///
 /// Staleness (Stale Synchronous Parallel, Ho et al., 2013) is bounded by `staleness` = s:
 /// - s = 0: the server waits for every worker's gradient of the round, then takes one full step —
@@ -13,6 +30,15 @@
 ///   arrivals moves about as far as one synchronous step); a worker that has pushed more than s
 ///   gradients beyond the slowest worker is held back until it catches up.
 /// - nil: fully asynchronous.
+///
+/// Both rules take the step η/W per arrival. `aggregate` steps along (Σₖ gₖ)/n + λw, the full
+/// gradient from the latest sums. `each` steps along W·g_k/n + λw for the arriving worker k, i.e.
+/// w ← w − η·(g_k/n + λw/W): every row keeps the weight 1/n it has in the full gradient (for
+/// balanced shards W·g_k/n is the worker's own mean gradient g_k/n_k), so a round of W arrivals at
+/// the same w is exactly one synchronous step, and whatever `each` loses against `aggregate` is the
+/// asynchrony's doing, not a reweighting of shards (1/n_k would weight a small shard's rows more
+/// than a large one's). With s = 0 the two rules coincide: the round's sum is one synchronous step.
+/// The convergence monitor sees the norm of the aggregated latest gradients under both rules.
 ///
 /// The staleness of every applied gradient (server version at apply − version it was computed
 /// at) is recorded. A worker that is lost (its peer connection dies) is dropped: its gradient and
@@ -75,8 +101,9 @@ public struct ParameterServer: Strategy {
     ) async throws -> NodeOutcome {
         let comm = node.comm, d = node.features, codec = node.codec
         let workers = Array(1..<comm.size)
-        let bound = node.job.strategy.staleness   // nil = unbounded
+        let bound = node.job.strategy.parameterServer.staleness   // nil = unbounded
         let synchronous = bound == 0
+        let rule = node.job.strategy.parameterServer.update
         var active = Set(workers)
         var rowsPerStep = initialRows
         var rowsOf = [Int](repeating: 0, count: comm.size)
@@ -114,6 +141,17 @@ public struct ParameterServer: Strategy {
                 }
             }
             return euclideanNorm(g)
+        }
+        /// `each`: g ← W·g_k/n + λw from worker k's gradient alone (W active workers), so that the
+        /// step η/W moves w by η·(g_k/n + λw/W).
+        func arriving(_ k: Int) {
+            let weight = Scalar(active.count)
+            for j in 0..<d { g[j] = weight * latest[k][j] }
+            w.withUnsafeBufferPointer { wp in
+                g.withUnsafeMutableBufferPointer { gp in
+                    node.objective.finishGradient(gp.baseAddress!, w: wp.baseAddress!, count: d, rows: max(rowsPerStep, 1))
+                }
+            }
         }
         /// Synchronous: every active worker's gradient of the round is in: one full step, then
         /// the next round's model to every active worker.
@@ -198,11 +236,16 @@ public struct ParameterServer: Strategy {
                 try await synchronousStep()
             } else {
                 let allIn = active.allSatisfy { reported[$0] }
-                let norm = aggregate()
-                if updates % active.count == 0 {
-                    try endOfRound(norm: allIn ? norm : nil)
-                    if stop != nil { break }
+                let roundBegins = updates % active.count == 0
+                // `each` needs the aggregate only for the monitor, at the start of a round.
+                if rule == .aggregate || roundBegins {
+                    let norm = aggregate()
+                    if roundBegins {
+                        try endOfRound(norm: allIn ? norm : nil)
+                        if stop != nil { break }
+                    }
                 }
+                if rule == .each { arriving(k) }
                 step.apply(g, to: &w, scale: 1 / Double(active.count))
                 version += 1; updates += 1
                 if updates % active.count == 0 {
@@ -250,5 +293,44 @@ public struct ParameterServer: Strategy {
             throw CommunicationError.badPayload("parameter-server message from rank \(message.source): version \(v) or row count \(r) is out of range")
         }
         return (version, rows, Array(p[headerBytes...]))
+    }
+}
+
+/// The parameter server's options (`strategy.parameterServer` in a job file).
+public struct ParameterServerOptions: ComponentOptions {
+    /// Upper bound on a finite staleness: beyond it a bound never binds (nil is "unbounded").
+    public static let maximumStaleness = 1 << 30
+
+    /// How many updates a worker may be ahead of the slowest (SSP, `--staleness`). 0 is
+    /// synchronous; nil is fully asynchronous.
+    public var staleness: Int? = nil
+    /// Apply the sum of the latest gradients (`aggregate`) or each arriving one on its own
+    /// (`each`, `--ps-update`).
+    public var update: PSUpdateRule = .aggregate
+
+    public init() {}
+    public init(staleness: Int?, update: PSUpdateRule = .aggregate) {
+        self.staleness = staleness
+        self.update = update
+    }
+
+    public func validate() throws {
+        if let s = staleness, !(0...Self.maximumStaleness).contains(s) {
+            throw JobError.invalid(field: "staleness",
+                                   message: "the staleness bound must be in 0…\(Self.maximumStaleness) (or unbounded), got \(s)")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case staleness, update }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(staleness: try c.decodeIfPresent(Int.self, forKey: .staleness),
+                  update: try c.decodeIfPresent(PSUpdateRule.self, forKey: .update) ?? .aggregate)
+    }
+    /// `staleness` is written even when nil (`null`: unbounded), so that a report says it.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(staleness, forKey: .staleness)
+        try c.encode(update, forKey: .update)
     }
 }

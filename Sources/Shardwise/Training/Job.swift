@@ -102,60 +102,6 @@ public struct StoppingRule: Codable, Sendable, Equatable {
     }
 }
 
-/// Which strategy runs and with what parameters.
-public struct StrategySpec: Codable, Sendable, Equatable {
-    public var kind: StrategyKind = .mapReduce
-    /// The communication-efficient strategies' options, one value each (`gram`, `one-shot`,
-    /// `local-sgd`, `cocoa`); each is used by its strategy only.
-    public var gram = GramOptions()
-    public var oneShot = OneShotOptions()
-    public var localSGD = LocalSGDOptions()
-    public var cocoa = CoCoAOptions()
-    /// All-reduce algorithm (AllReduceSGD, and the collective setup steps of every strategy).
-    public var allReduce: AllReduceAlgorithm = .ring
-    /// Parameter server: how many updates a worker may be ahead of the slowest (SSP). 0 is
-    /// synchronous; nil is fully asynchronous.
-    public var staleness: Int? = nil
-    /// Gossip: the communication graph.
-    public var topology: TopologySpec = .ring
-    /// Gossip: synchronous rounds, or asynchronous (each node mixes whatever has arrived).
-    public var asynchronous: Bool = false
-    /// Gossip: gradient tracking (DIGing), which converges to w* exactly; synchronous only.
-    public var gradientTracking: Bool = false
-    public init(kind: StrategyKind = .mapReduce, allReduce: AllReduceAlgorithm = .ring, staleness: Int? = nil,
-                topology: TopologySpec = .ring, asynchronous: Bool = false, gradientTracking: Bool = false) {
-        self.gradientTracking = gradientTracking
-        self.kind = kind
-        self.allReduce = allReduce
-        self.staleness = staleness
-        self.topology = topology
-        self.asynchronous = asynchronous
-    }
-}
-
-/// The strategies.
-public enum StrategyKind: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
-    case mapReduce = "mapreduce"
-    case allReduce = "allreduce"
-    case parameterServer = "ps"
-    case hogwild
-    case gossip
-    /// Communication-efficient: one round of the normal equations (`NormalEquations`).
-    case gram
-    /// Communication-efficient: one average of the shards' exact solutions (`OneShotAveraging`).
-    case oneShot = "one-shot"
-    /// Communication-efficient: H local steps between model averages (`LocalSGD`).
-    case localSGD = "local-sgd"
-    /// Communication-efficient: CoCoA+ local dual coordinate ascent (`CoCoA`).
-    case cocoa
-
-    public var description: String { rawValue }
-
-    /// Whether every iteration is a global synchronisation (the result is then independent of
-    /// timing and of how the rows were cut).
-    public var isSynchronous: Bool { self == .mapReduce || self == .allReduce }
-}
-
 /// Everything that defines a training run. Plain data: the same job runs on threads, is sent to
 /// socket processes and MPI ranks, drives the simulator, and is written into the report.
 public struct Job: Codable, Sendable, Equatable {
@@ -192,16 +138,30 @@ public struct Job: Codable, Sendable, Equatable {
 // the synthesised decoders would demand every key.
 
 extension OptimizerSpec {
-    enum CodingKeys: String, CodingKey { case learningRate, momentum, batchSize, solver, nesterov, lbfgs, newtonCG }
+    /// The registration of every solver's options: its key in the job file, the solver that
+    /// reads it, and where it is kept (see `ComponentOptions`).
+    static var registry: [OptionsEntry<OptimizerSpec, SolverKind>] {
+        [OptionsEntry("nesterov", for: .nesterov, \.nesterov),
+         OptionsEntry("lbfgs", for: .lbfgs, \.lbfgs),
+         OptionsEntry("newtonCG", for: .newtonCG, \.newtonCG)]
+    }
+
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(learningRate: try c.decodeIfPresent(LearningRate.self, forKey: .learningRate) ?? .auto,
-                  momentum: try c.decodeIfPresent(Double.self, forKey: .momentum) ?? 0,
-                  batchSize: try c.decodeIfPresent(Int.self, forKey: .batchSize),
-                  solver: try c.decodeIfPresent(SolverKind.self, forKey: .solver))
-        nesterov = try c.decodeIfPresent(Nesterov.Options.self, forKey: .nesterov) ?? nesterov
-        lbfgs = try c.decodeIfPresent(LBFGS.Options.self, forKey: .lbfgs) ?? lbfgs
-        newtonCG = try c.decodeIfPresent(NewtonCG.Options.self, forKey: .newtonCG) ?? newtonCG
+        let c = try decoder.container(keyedBy: OptionsCodingKey.self)
+        self.init(learningRate: try c.decodeIfPresent(LearningRate.self, forKey: OptionsCodingKey("learningRate")) ?? .auto,
+                  momentum: try c.decodeIfPresent(Double.self, forKey: OptionsCodingKey("momentum")) ?? 0,
+                  batchSize: try c.decodeIfPresent(Int.self, forKey: OptionsCodingKey("batchSize")),
+                  solver: try c.decodeIfPresent(SolverKind.self, forKey: OptionsCodingKey("solver")))
+        try Self.registry.decode(into: &self, from: c)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: OptionsCodingKey.self)
+        try c.encode(learningRate, forKey: OptionsCodingKey("learningRate"))
+        try c.encode(momentum, forKey: OptionsCodingKey("momentum"))
+        try c.encodeIfPresent(batchSize, forKey: OptionsCodingKey("batchSize"))
+        try c.encodeIfPresent(solver, forKey: OptionsCodingKey("solver"))
+        try Self.registry.encode(self, into: &c)
     }
 }
 
@@ -211,23 +171,6 @@ extension StoppingRule {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(maxIterations: try c.decodeIfPresent(Int.self, forKey: .maxIterations) ?? 1000,
                   tolerance: try c.decodeIfPresent(Double.self, forKey: .tolerance) ?? 1e-9)
-    }
-}
-
-extension StrategySpec {
-    enum CodingKeys: String, CodingKey { case kind, allReduce, staleness, topology, asynchronous, gradientTracking, gram, oneShot, localSGD, cocoa }
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(kind: try c.decodeIfPresent(StrategyKind.self, forKey: .kind) ?? .mapReduce,
-                  allReduce: try c.decodeIfPresent(AllReduceAlgorithm.self, forKey: .allReduce) ?? .ring,
-                  staleness: try c.decodeIfPresent(Int.self, forKey: .staleness),
-                  topology: try c.decodeIfPresent(TopologySpec.self, forKey: .topology) ?? .ring,
-                  asynchronous: try c.decodeIfPresent(Bool.self, forKey: .asynchronous) ?? false)
-        gram = try c.decodeIfPresent(GramOptions.self, forKey: .gram) ?? GramOptions()
-        oneShot = try c.decodeIfPresent(OneShotOptions.self, forKey: .oneShot) ?? OneShotOptions()
-        localSGD = try c.decodeIfPresent(LocalSGDOptions.self, forKey: .localSGD) ?? LocalSGDOptions()
-        cocoa = try c.decodeIfPresent(CoCoAOptions.self, forKey: .cocoa) ?? CoCoAOptions()
-        gradientTracking = try c.decodeIfPresent(Bool.self, forKey: .gradientTracking) ?? false
     }
 }
 

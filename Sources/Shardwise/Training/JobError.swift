@@ -1,5 +1,5 @@
 /// A job that cannot run as given. Every case names the field at fault by its path in the job's
-/// JSON (`codec.int8.chunk`, `strategy.topology`), so a job file's author can find it and the
+/// JSON (`codec.int8.chunk`, `strategy.gossip.topology`), so a job file's author can find it and the
 /// command line can translate it into the flag that set it (`--codec`).
 ///
 /// The rules live once, in the `validate()` of each part of a job (`CodecSpec.validate()`,
@@ -27,7 +27,11 @@ public enum JobError: Error, CustomStringConvertible, Equatable, Sendable {
     public var message: String {
         switch self {
         case .invalid(_, let message), .malformed(_, let message): return message
-        case .unknownField(let field): return "unknown field '\(field)'"
+        case .unknownField(let field):
+            if field.hasPrefix("strategy."), let now = StrategySpec.movedFields[String(field.dropFirst("strategy.".count))] {
+                return "unknown field '\(field)': it moved to 'strategy.\(now)'"
+            }
+            return "unknown field '\(field)'"
         }
     }
 

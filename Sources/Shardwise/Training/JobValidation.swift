@@ -46,7 +46,7 @@ extension Job {
         try validateSolver()
         // The graph is built only where it is used: a complete graph on many nodes is large.
         if strategy.kind == .gossip {
-            try JobError.within("strategy.topology") { try strategy.topology.validate(nodes: nodes) }
+            try JobError.within("strategy.gossip.topology") { try strategy.gossip.topology.validate(nodes: nodes) }
         }
         try validateCommunicationEfficient()
     }
@@ -60,29 +60,17 @@ extension Job {
             out.append(JobWarning(field: "optimizer.learningRate",
                                   message: "a fixed step (\(v)) is for gd and nesterov; \(effectiveSolver) chooses its own steps and ignores it"))
         }
-        if kind != .parameterServer, let s = strategy.staleness {
-            out.append(JobWarning(field: "strategy.staleness",
-                                  message: "a staleness bound (\(s)) applies to the parameter server (ps) only; \(kind) ignores it"))
+        out += strategy.ignoredOptionWarnings
+        out += OptimizerSpec.registry.ignoredWarnings(optimizer, active: effectiveSolver, prefix: "optimizer")
+        if kind == .parameterServer, strategy.parameterServer.update != .aggregate, strategy.parameterServer.staleness == 0 {
+            out.append(JobWarning(field: "strategy.parameterServer.update",
+                                  message: "with staleness 0 the parameter server is synchronous and the update rule \(strategy.parameterServer.update) is the same as aggregate: each round's gradients make one step"))
         }
-        if kind != .gossip {
-            if strategy.asynchronous {
-                out.append(JobWarning(field: "strategy.asynchronous",
-                                      message: "the asynchronous variant applies to gossip only; \(kind) ignores it"))
-            }
-            if strategy.gradientTracking {
-                out.append(JobWarning(field: "strategy.gradientTracking",
-                                      message: "gradient tracking applies to gossip only; \(kind) ignores it"))
-            }
-            if strategy.topology != .ring {
-                out.append(JobWarning(field: "strategy.topology",
-                                      message: "a topology (\(strategy.topology)) applies to gossip only; \(kind) ignores it"))
-            }
-        } else if nodes > 1, let graph = try? Topology(strategy.topology, nodes: nodes), graph.components > 1 {
-            out.append(JobWarning(field: "strategy.topology",
+        if kind == .gossip, nodes > 1, let graph = try? Topology(strategy.gossip.topology, nodes: nodes), graph.components > 1 {
+            out.append(JobWarning(field: "strategy.gossip.topology",
                                   message: "on \(nodes) nodes this graph falls into \(graph.components) parts that never exchange models: "
                                       + "gossip cannot converge to one model (nor to w*); each part fits its own shards until the iteration limit"))
         }
-        out += communicationEfficientWarnings
         return out
     }
 }
@@ -122,8 +110,7 @@ extension Job {
 
 extension OptimizerSpec {
     public func validate() throws {
-        try JobError.within("lbfgs") { try lbfgs.validate() }
-        try JobError.within("newtonCG") { try newtonCG.validate() }
+        try Self.registry.validate(self)
         try JobError.within("learningRate") { try learningRate.validate() }
         guard momentum >= 0, momentum < 1 else {
             throw JobError.invalid(field: "momentum", message: "the momentum β must be in [0, 1), got \(momentum)")
@@ -141,28 +128,6 @@ extension StoppingRule {
         }
         guard tolerance >= 0, tolerance.isFinite else {
             throw JobError.invalid(field: "tolerance", message: "the tolerance must be a finite number ≥ 0 (0 disables it), got \(tolerance)")
-        }
-    }
-}
-
-extension StrategySpec {
-    /// Upper bound on a finite staleness: beyond it a bound never binds (nil is "unbounded").
-    public static let maximumStaleness = 1 << 30
-
-    /// The strategy's own rules; the topology's fit to the node count is the job's to check.
-    public func validate() throws {
-        if let s = staleness, !(0...Self.maximumStaleness).contains(s) {
-            throw JobError.invalid(field: "staleness",
-                                   message: "the staleness bound must be in 0…\(Self.maximumStaleness) (or unbounded), got \(s)")
-        }
-        try JobError.within("topology") { try topology.validate() }
-        try JobError.within("gram") { try gram.validate() }
-        try JobError.within("oneShot") { try oneShot.validate() }
-        try JobError.within("localSGD") { try localSGD.validate() }
-        try JobError.within("cocoa") { try cocoa.validate() }
-        if kind == .gossip && gradientTracking && asynchronous {
-            throw JobError.invalid(field: "gradientTracking",
-                                   message: "gossip gradient tracking needs synchronous rounds, not the asynchronous variant")
         }
     }
 }
@@ -202,23 +167,5 @@ extension Job {
             }
         default: break
         }
-    }
-
-    /// Options given to a communication-efficient strategy that is not the one running.
-    var communicationEfficientWarnings: [JobWarning] {
-        let kind = strategy.kind, s = strategy
-        var out: [JobWarning] = []
-        func ignored(_ field: String, _ owner: StrategyKind, _ changed: Bool) {
-            if changed && kind != owner {
-                out.append(JobWarning(field: "strategy.\(field)", message: "this option applies to \(owner) only; \(kind) ignores it"))
-            }
-        }
-        ignored("gram.useJobCodec", .gram, s.gram.useJobCodec != GramOptions().useJobCodec)
-        ignored("oneShot.weighting", .oneShot, s.oneShot.weighting != OneShotOptions().weighting)
-        ignored("localSGD.localSteps", .localSGD, s.localSGD.localSteps != LocalSGDOptions().localSteps)
-        ignored("cocoa.localPasses", .cocoa, s.cocoa.localPasses != CoCoAOptions().localPasses)
-        ignored("cocoa.gapTolerance", .cocoa, s.cocoa.gapTolerance != nil)
-        ignored("cocoa.aggregation", .cocoa, s.cocoa.aggregation != CoCoAOptions().aggregation)
-        return out
     }
 }
