@@ -36,7 +36,9 @@ final class ProgressPrinter: Sendable {
             s.lastPrint = now
             s.wroteLine = true
             let elapsed = now - s.started
-            let fraction = Double(p.iteration + 1) / Double(max(p.maxIterations, 1))
+            // A solver's last report may count one past the budget (its final confirming round):
+            // the fraction is capped at 1, so the estimate never goes below zero.
+            let fraction = min(1, Double(p.iteration + 1) / Double(max(p.maxIterations, 1)))
             let eta = fraction > 0 ? elapsed * (1 / fraction - 1) : 0
             var parts = ["iter \(p.iteration)/\(p.maxIterations)"]
             if let l = p.loss { parts.append("loss \(fmt(l))") }
