@@ -67,9 +67,16 @@ struct MPIBackendTests {
         let threads = try await ThreadsBackend().run(job)
         #expect(mpi.backend == "mpi" && mpi.nodes == ranks)
         #expect(mpi.relativeDistance! < (kind == .gossip ? 1e-3 : 1e-6), "\(variant) on \(ranks): \(mpi.relativeDistance!)")
-        #expect(relativeError(mpi.model, threads.model) < 1e-12, "\(variant) on \(ranks) differs from threads")
-        // The native sum may round differently from the ring; everything else follows the same path.
-        if !variant.hasSuffix("native") { #expect(mpi.iterations == threads.iterations) }
+        if variant.hasSuffix("native") {
+            // MPI_Allreduce sums in its own order, so the two runs are two roundings of the same
+            // iteration: each is within its distance of w*, and so is their difference (triangle).
+            let bound = mpi.relativeDistance! + threads.relativeDistance! + 1e-12
+            #expect(relativeError(mpi.model, threads.model) <= bound, "\(variant) on \(ranks) differs from threads")
+        } else {
+            // Everything else follows the same path, sum for sum.
+            #expect(relativeError(mpi.model, threads.model) < 1e-12, "\(variant) on \(ranks) differs from threads")
+            #expect(mpi.iterations == threads.iterations)
+        }
         #expect(mpi.perNode.count == ranks && mpi.perNode.allSatisfy { $0.messagesSent > 0 })
     }
 

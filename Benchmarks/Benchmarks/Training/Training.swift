@@ -31,7 +31,7 @@ let benchmarks: @Sendable () -> Void = {
                              maxDuration: .seconds(20), maxIterations: 5)
     ) { benchmark in
         let fixture = mapReduce!
-        let probe = seconds { fixture.probe() }
+        let probe = fixture.ceilingSeconds()
         let sample = try await fixture.sample()
         let t = sample.secondsPerIteration
         benchmark.measurement(Metrics.perIteration, Int(t * 1e6))

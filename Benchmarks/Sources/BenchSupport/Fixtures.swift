@@ -90,9 +90,19 @@ public final class KernelFixture<Scalar: BLASScalar>: @unchecked Sendable {
         w.deallocate(); g.deallocate(); r.deallocate()
     }
 
-    /// One probe pass over X.
+    /// One typed probe pass over X.
     public func probe(threads: Int = 1) {
         x.withUnsafeBufferPointer { consume(ReadProbe.sum($0.baseAddress!, count: $0.count, threads: threads)) }
+    }
+
+    /// One byte probe pass over X.
+    public func probeBytes(threads: Int = 1) {
+        x.withUnsafeBufferPointer { consume(ReadProbe.sumBytes(UnsafeRawPointer($0.baseAddress!), bytes: bytes, threads: threads)) }
+    }
+
+    /// The read ceiling now: the faster of the two probes (on-CPU seconds of one pass over X).
+    public func ceilingSeconds() -> Double {
+        min(cpuSeconds { probe() }, cpuSeconds { probeBytes() })
     }
 
     /// One fused gradient (the default kernel).
@@ -102,6 +112,7 @@ public final class KernelFixture<Scalar: BLASScalar>: @unchecked Sendable {
     public func run(_ k: KernelName) {
         switch k {
         case .probe: probe()
+        case .probeBytes: probeBytes()
         case .fused: runFused()
         case .twoPass: runTwoPass()
         case .avx2: consume(avx2.gradientSum(w: w, into: g))
@@ -121,17 +132,21 @@ public final class KernelFixture<Scalar: BLASScalar>: @unchecked Sendable {
 /// ratio compares runs a few milliseconds apart (the machine is shared; its speed drifts).
 public struct PairedKernelSamples: Sendable {
     public var seconds: [KernelName: [Double]] = [:]
-    /// Per round, kernel GB/s ÷ probe GB/s of the same round.
+    /// Per round, kernel GB/s ÷ the read ceiling of the same round (the faster probe).
     public var ratios: [KernelName: [Double]] = [:]
+    /// Per round, the read ceiling's seconds.
+    public var ceilings: [Double] = []
     public let bytes: Int
 
     public func medianGBps(_ k: KernelName) -> Double { Double(bytes) / median(seconds[k]!) / 1e9 }
-    public func medianRatio(_ k: KernelName) -> Double { k == .probe ? 1 : median(ratios[k]!) }
+    public func medianRatio(_ k: KernelName) -> Double { median(ratios[k]!) }
+    /// The read ceiling's GB/s (median over rounds).
+    public var ceilingGBps: Double { Double(bytes) / median(ceilings) / 1e9 }
     public func medianSeconds(_ k: KernelName) -> Double { median(seconds[k]!) }
 }
 
 extension KernelFixture {
-    /// `rounds` rounds of probe, fused, two-pass, avx2 (order rotated each round), after one warm-up.
+    /// `rounds` rounds of the probes, fused, two-pass, avx2 (order rotated each round), after one warm-up.
     public func pairedSamples(rounds: Int, kernels: [KernelName] = KernelName.allCases) -> PairedKernelSamples {
         var out = PairedKernelSamples(bytes: bytes)
         for k in kernels { run(k) }   // warm-up: page in, code paths, OpenBLAS buffers
@@ -141,9 +156,12 @@ extension KernelFixture {
                 let k = kernels[(i + round) % kernels.count]
                 t[k] = cpuSeconds { run(k) }
             }
+            // The ceiling of the round: the faster probe, per byte (both read the same X).
+            let ceiling = [t[.probe], t[.probeBytes]].compactMap { $0 }.min()
+            if let ceiling { out.ceilings.append(ceiling) }
             for (k, s) in t {
                 out.seconds[k, default: []].append(s)
-                if let p = t[.probe] { out.ratios[k, default: []].append(p / s) }
+                if let ceiling { out.ratios[k, default: []].append(ceiling / s) }
             }
         }
         return out

@@ -2,7 +2,10 @@ import Shardwise
 
 /// The kernels the benchmarks compare, all on the same X.
 public enum KernelName: String, CaseIterable, Sendable {
+    /// The read probe typed like X (SIMD8<Double> or SIMD16<Float> sums).
     case probe = "read probe"
+    /// The read probe over X's bytes as 64-bit integers.
+    case probeBytes = "read probe (bytes)"
     case fused = "fused gemv"
     case twoPass = "two-pass gemv"
     /// The hand-written AVX2+FMA fused kernel (`KernelPath.avx2`; the cblas path on a CPU without it).

@@ -73,6 +73,18 @@ public final class MapReduceFixture: @unchecked Sendable {
         }
     }
 
+    /// The byte probe over all of X with `nodes` threads.
+    public func probeBytes() {
+        single.dataset.x.withUnsafeBufferPointer {
+            consume(ReadProbe.sumBytes(UnsafeRawPointer($0.baseAddress!), bytes: $0.count * 8, threads: nodes))
+        }
+    }
+
+    /// The `nodes`-thread read ceiling now: the faster of the two probes (wall seconds of one pass).
+    public func ceilingSeconds() -> Double {
+        min(seconds { probe() }, seconds { probeBytes() })
+    }
+
     /// Seconds of one gradient of the largest shard, measured alone (median of `repeats`).
     public func shardKernelSeconds(repeats: Int) -> Double {
         let shard = single.shards.max { $0.rows < $1.rows }!
