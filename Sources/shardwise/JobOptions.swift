@@ -300,11 +300,11 @@ func loadJob(_ path: String) throws -> Job {
 
 /// Writes JSON through `OutputFile`: whole or not at all, through symbolic links, never over a
 /// device or directory (the path was checked at start with `OutputFile.check`).
-func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+func writeJSON<T: Encodable>(_ value: T, to path: String, option: String? = nil) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    try OutputFile.writeAtomically(Array(try encoder.encode(value)), to: path)
+    try OutputFile.writeAtomically(Array(try encoder.encode(value)), to: path, option: option)
 }
 
 extension OneShotOptions.Weighting: ExpressibleByArgument {}

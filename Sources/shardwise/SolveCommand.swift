@@ -31,7 +31,15 @@ struct SolveCommand: AsyncParsableCommand {
     @Flag(help: "Standardise the columns first (coefficients are printed on the original scale).")
     var standardize = false
 
+    @Option(help: ArgumentHelp("Write the solution and how it was found as JSON (coefficients at full precision).", valueName: "file"))
+    var report: String?
+
+    @Option(help: ArgumentHelp("Write the coefficients as CSV (feature,coefficient), full precision.", valueName: "file"))
+    var output: String?
+
     func validate() throws {
+        try OutputFile.check(path: report, option: "--report")
+        try OutputFile.check(path: output, option: "--output")
         if data == nil && synthetic == nil { throw ValidationError("give --data FILE or --synthetic SPEC") }
         if data != nil && synthetic != nil { throw ValidationError("give either --data or --synthetic, not both") }
         if let method, method != "qr" && method != "svd" { throw ValidationError("--method must be qr or svd") }
@@ -58,39 +66,26 @@ struct SolveCommand: AsyncParsableCommand {
         try dataset.validateTargets(for: obj)
         if standardize { (standardization, dataset) = Standardization.fit(dataset, centerTarget: obj.link == .identity) }
         try LeastSquares.checkWorkspace(rows: dataset.rows, columns: dataset.features, ridge: obj.lambda, as: Double.self, what: dataset.source)
-        let start = MonotonicClock.now()
-        var rank = dataset.features
-        var methodUsed = "Newton (dsyrk + dpotrf)"
-        let w: [Double]
-        if obj.link == .identity {
-            let solution = try LeastSquares.solve(x: dataset.x.view, y: dataset.y[...], ridge: obj.lambda,
-                                                  method: method.flatMap(LeastSquaresSolution<Double>.Method.init(rawValue:)))
-            w = solution.w
-            rank = solution.rank
-            methodUsed = solution.method == .qr ? "QR (dgels)" : "SVD (dgelsd)"
-        } else {
-            w = try obj.exactSolution(dataset)
-        }
-        let seconds = MonotonicClock.now() - start
-        var residual = 0.0
-        for i in 0..<dataset.rows {
-            var z = 0.0
-            for j in 0..<dataset.features { z += dataset.x[i, j] * w[j] }
-            residual += (z - dataset.y[i]) * (z - dataset.y[i])
-        }
-        let names = dataset.featureNames ?? (0..<dataset.features).map { "x\($0)" }
+        let solved = try SolveReport.solve(dataset, objective: obj, method: method.flatMap(LeastSquaresSolution<Double>.Method.init(rawValue:)),
+                                           standardization: standardization)
         var t = TextTable(["feature", "w*"])
-        let shown = standardization.map { $0.originalCoefficients(w) } ?? w
-        for (j, v) in shown.enumerated() { t.add([names[j], fmt(v)]) }
-        if let s = standardization, s.constantColumns.isEmpty { t.add(["(intercept)", fmt(s.originalIntercept(w))]) }
+        for (name, v) in zip(solved.names, solved.coefficients) { t.add([name, fmt(v)]) }
+        if let intercept = solved.intercept { t.add(["(intercept)", fmt(intercept)]) }
         print(t.render())
         print("")
-        print("data        \(dataset.source): \(dataset.rows) rows × \(dataset.features) features")
+        let methods = ["qr": "QR (dgels)", "svd": "SVD (dgelsd)", "newton": "Newton (dsyrk + dpotrf)"]
+        print("data        \(solved.source): \(solved.rows) rows × \(solved.features) features")
         print("objective   \(obj)")
-        print("method      \(methodUsed), rank \(rank), \(formatSeconds(seconds))")
-        print("|Xw* − y|   \(fmt(residual.squareRoot()))")
-        var lossSum = 0.0
-        if obj.link == .identity { lossSum = residual / 2 }
-        if obj.link == .identity { print("L(w*)       \(fmt(obj.finishLoss(lossSum, rows: dataset.rows, w: w)))") }
+        print("method      \(methods[solved.method] ?? solved.method), rank \(solved.rank), \(formatSeconds(solved.seconds))")
+        print("|Xw* − y|   \(fmt(solved.residualNorm))")
+        print("L(w*)       \(fmt(solved.loss))")
+        if let report {
+            try writeJSON(solved, to: report, option: "--report")
+            print("report: \(report)")
+        }
+        if let output {
+            try OutputFile.writeAtomically(solved.csv, to: output, option: "--output")
+            print("coefficients: \(output)")
+        }
     }
 }

@@ -141,6 +141,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         report.rounds = monitor.rounds
         report.setupRounds = monitor.setupRounds
         report.dualityGaps = monitor.dualityGaps
+        report.featureNames = dataset.featureNames ?? (0..<dataset.features).map { "x\($0)" }
         if sorted.allSatisfy({ $0.setupBytesSent != nil }) {
             let setup = sorted.reduce(0) { $0 + ($1.setupBytesSent ?? 0) }
             report.setupBytesSent = setup

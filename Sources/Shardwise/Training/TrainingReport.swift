@@ -84,6 +84,9 @@ public struct TrainingReport: Codable, Sendable {
     public var trainingBytesSent: Int? = nil
     /// CoCoA's duality gap P(w) − D(α) at each round: a certificate, L(w) − L(w*) ≤ gap.
     public var dualityGaps: [Double]? = nil
+    /// One name per entry of `model` (the CSV header, or x0, x1, …); `originalScaleModel` has
+    /// them too, then "(intercept)" when it carries one.
+    public var featureNames: [String]? = nil
 
     public var converged: Bool { stopReason == .converged }
 }
