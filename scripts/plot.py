@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Renders `shardwise simulate --json` studies as PNG: speedup curves (with the Amdahl fit and
-the ideal line), per-iteration time breakdowns (compute / communication / waiting), and
+"""Renders `shardwise simulate --json` studies as PNG: speedup curves (with the Amdahl fit, the
+cost model with a communication term, and the ideal line), per-iteration time breakdowns (compute / communication / waiting), and
 loss-gap-versus-virtual-time curves.
 
     python3 scripts/plot.py --out plots study1.json study2.json …
@@ -51,6 +51,16 @@ def speedup_plot(studies, out):
             xs = [2 ** (i / 8) for i in range(0, int(8 * math.log2(max(m))) + 1)]
             ax.plot(xs, [1 / (p + (1 - p) / x) for x in xs], "--", color=line.get_color(), alpha=0.6,
                     label=f"  Amdahl fit p = {p:.4f}")
+        cost = s.get("scalingModel")
+        if cost:
+            # T(m) = a + b/m + c·(m − 1) + d·log₂ m, drawn as the speedup T(1)/T(m) it implies.
+            a, b, c, d = (cost["serial"], cost["parallel"], cost["communicationPerNode"], cost["communicationPerLevel"])
+            t = lambda x: a + b / x + c * (x - 1) + d * math.log2(x)
+            xs = [2 ** (i / 8) for i in range(0, int(8 * math.log2(max(m))) + 1)]
+            best = cost.get("fastestNodes")
+            ax.plot(xs, [t(1) / t(x) for x in xs], "-.", color=line.get_color(), alpha=0.8,
+                    label=f"  cost model a + b/m + c(m−1){' + d·log₂m' if cost.get('includesLogTerm') else ''}"
+                          + (f", fastest at m = {best}" if best else ""))
     ax.plot([1, top], [1, top], ":", color="grey", label="ideal")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)

@@ -130,6 +130,9 @@ public struct ScalingStudy: Codable, Sendable {
     public var basis: String
     public var points: [ScalingPoint]
     public var amdahl: AmdahlFit?
+    /// T(m) = a + b/m + c·(m − 1) [+ d·log₂ m] fitted to the seconds per iteration: the serial,
+    /// parallel and communication parts, and the node count that minimises the time.
+    public var scalingModel: ScalingModelFit? = nil
     /// What applies to only some of the node counts, e.g. "straggler rank 3 ×10 applies to m ≥ 4"
     /// (see `SimulationModel.restricted(toNodes:)`).
     public var notes: [String] = []
@@ -206,8 +209,13 @@ public struct ScalingStudy: Codable, Sendable {
         }
         let measured = points.compactMap { p in p.speedup.map { (p.nodes, $0) } }
         let fit = AmdahlFit.fit(nodes: measured.map(\.0), speedups: measured.map(\.1))
-        return ScalingStudy(job: job, model: model, basis: basis, points: points, amdahl: fit,
-                            notes: model.partialApplication(nodeCounts: points.map(\.nodes)))
+        var study = ScalingStudy(job: job, model: model, basis: basis, points: points, amdahl: fit,
+                                 notes: model.partialApplication(nodeCounts: points.map(\.nodes)))
+        // The per-iteration cost model; a log₂ m term where the all-reduce has tree-like rounds.
+        let logTerm = job.strategy.kind == .allReduce && job.strategy.allReduce.hasLogarithmicSteps
+        study.scalingModel = ScalingModelFit.fit(nodes: points.map(\.nodes), seconds: points.map(\.secondsPerIteration),
+                                                 logTerm: logTerm)
+        return study
     }
 
     /// The measurements of one report (speedups are filled in by `finish`).

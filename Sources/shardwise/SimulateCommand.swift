@@ -189,6 +189,30 @@ struct SimulateCommand: AsyncParsableCommand {
                           fit.serialFraction, fit.maximumSpeedup.isFinite ? String(format: "%.1f×", fit.maximumSpeedup) : "∞",
                           fit.rmsResidual)
         }
+        if let model = s.scalingModel {
+            out += String(format: "cost model:    T(m) = %@ + %@/m + %@·(m−1)%@ per iteration (serial, computation, communication), "
+                          + "rms residual %.1f%%\n",
+                          formatSeconds(model.serial), formatSeconds(model.parallel), formatSeconds(model.communicationPerNode),
+                          model.includesLogTerm ? " + \(formatSeconds(model.communicationPerLevel))·log₂m" : "",
+                          100 * model.rmsRelativeResidual)
+            if let best = model.fastestNodes {
+                out += String(format: "               fastest at m = %d: %@ per iteration, speedup %.2f× (computation %@, communication %@)\n",
+                              best, formatSeconds(model.time(nodes: best)), model.speedup(nodes: best),
+                              formatSeconds(model.parts(nodes: best).parallel), formatSeconds(model.parts(nodes: best).communication))
+            } else {
+                out += "               no communication term was found: the time keeps falling with m (Amdahl's regime)\n"
+            }
+            if let fit = s.amdahl {
+                let measured = s.points.compactMap { p in p.speedup.map { (p.nodes, $0) } }
+                let rms = { (f: (Int) -> Double) in
+                    (measured.reduce(0.0) { $0 + pow(f($1.0) - $1.1, 2) } / Double(max(measured.count, 1))).squareRoot()
+                }
+                if s.basis == "time per iteration" {
+                    out += String(format: "               speedup rms residual: cost model %.3f× against Amdahl's %.3f×\n",
+                                  rms { model.speedup(nodes: $0) }, rms { fit.speedup(nodes: $0) })
+                }
+            }
+        }
         if let last = s.points.last, last.nodes > 1, let share = last.serialShare, let scaled = last.gustafsonScaledSpeedup {
             out += String(format: "Gustafson:     at %d nodes %.1f%% of the iteration is not compute → scaled speedup %.1f× (vs %@ measured, fixed size)\n",
                           last.nodes, share * 100, scaled, last.speedup.map { String(format: "%.2f×", $0) } ?? "—")
