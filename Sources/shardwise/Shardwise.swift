@@ -12,7 +12,7 @@ struct ShardwiseCommand: AsyncParsableCommand {
             """,
         subcommands: [
             TrainCommand.self, SolveCommand.self, DemoCommand.self,
-            SimulateCommand.self, NodeCommand.self, LaunchCommand.self,
+            SimulateCommand.self, CompareCommand.self, NodeCommand.self, LaunchCommand.self,
             MPIToolsCommand.self,
         ]
     )

@@ -28,35 +28,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Node counts: a list 1,2,4,8 or a doubling range 1..1024 (1 is always added).", valueName: "list"))
     var nodes = "1..64"
 
-    @Option(help: ArgumentHelp("Per-message latency α (e.g. 50us, 1ms).", valueName: "time"))
-    var latency = "50us"
-
-    @Option(help: ArgumentHelp("Link bandwidth β (e.g. 10Gbit/s, 1GB/s, 100MiB/s).", valueName: "rate"))
-    var bandwidth = "10Gbit/s"
-
-    @Option(help: ArgumentHelp("Compute cost per matrix element of a gradient (e.g. 1ns).", valueName: "time"))
-    var computeCost = "1ns"
-
-    @Flag(help: "Measure the compute cost per element on this machine's kernel instead of --compute-cost.")
-    var calibrate = false
-
-    @Flag(help: "Give every message its own wire at the receiver (no contention on a server's downlink).")
-    var noContention = false
-
-    @Option(help: ArgumentHelp("Slow ranks: RANK:FACTOR[,RANK:FACTOR…], e.g. 3:10.", valueName: "list"))
-    var stragglers: String?
-
-    @Option(help: ArgumentHelp("Random extra delay per computation: exp:MEAN or lognormal:MEDIAN:SIGMA.", valueName: "dist"))
-    var delay: String?
-
-    @Option(help: ArgumentHelp("Ranks the random delay applies to (default: all), e.g. 1,2.", valueName: "list"))
-    var delayRanks: String?
-
-    @Option(help: "Seed of the random delays.")
-    var delaySeed: UInt64 = 1
-
-    @Option(name: .customLong("fault"), help: ArgumentHelp("A crash: RANK@TIME+DOWNTIME, e.g. 2@10ms+50ms (repeatable).", valueName: "spec"))
-    var faults: [String] = []
+    @OptionGroup var simulation: SimulationFlags
 
     @Option(help: ArgumentHelp("Write the study as CSV (one row per node count).", valueName: "file"))
     var csv: String?
@@ -74,7 +46,7 @@ struct SimulateCommand: AsyncParsableCommand {
         // The model's ranges are checked by the core, once, over every world of the study; the
         // calibration (which takes a while) is the one value that cannot be out of range.
         let counts = try wrap("--nodes") { try SimulationUnits.nodeCounts(nodes) }
-        try check(try model(features: 1, rows: 1, measure: false), nodeCounts: counts)
+        try check(try simulation.model(features: 1, rows: 1, measure: false), nodeCounts: counts)
         _ = try jobOptions()
     }
 
@@ -92,33 +64,6 @@ struct SimulateCommand: AsyncParsableCommand {
         }
     }
 
-    private func wrap<T>(_ option: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch { throw ValidationError("\(option): \(error)") }
-    }
-
-    /// The model the flags describe (calibrated for shards of `rows` × `features` when asked).
-    func model(features: Int, rows: Int, precision: Precision = .float64, measure: Bool = true) throws -> SimulationModel {
-        let network = NetworkModel(latency: try wrap("--latency") { try SimulationUnits.duration(latency) },
-                                   bandwidth: try wrap("--bandwidth") { try SimulationUnits.bandwidth(bandwidth) },
-                                   sharedLinks: !noContention)
-        let compute = calibrate
-            ? (measure ? try ComputeModel.calibrated(rows: rows, features: features, precision: precision) : ComputeModel(calibrated: true))
-            : ComputeModel(secondsPerElement: try wrap("--compute-cost") { try SimulationUnits.duration(computeCost) })
-        var slow = StragglerModel(seed: delaySeed)
-        if let stragglers { slow.slowdowns = try wrap("--stragglers") { try SimulationUnits.stragglers(stragglers) } }
-        if let delay { slow.delay = try wrap("--delay") { try SimulationUnits.delay(delay) } }
-        if let delayRanks {
-            slow.delayRanks = try wrap("--delay-ranks") {
-                try delayRanks.split(separator: ",").map { s -> Int in
-                    guard let r = Int(s), r >= 0 else { throw ValidationError("'\(s)' is not a rank") }
-                    return r
-                }
-            }
-        }
-        let faultSpecs = try faults.map { f in try wrap("--fault") { try SimulationUnits.fault(f) } }
-        return SimulationModel(network: network, compute: compute, stragglers: slow, faults: faultSpecs)
-    }
-
     func run() async throws {
         try OutputFile.check(path: csv, option: "--csv")
         try OutputFile.check(path: json, option: "--json")
@@ -126,7 +71,7 @@ struct SimulateCommand: AsyncParsableCommand {
         let counts = try SimulationUnits.nodeCounts(nodes)
         let (rows, features) = try shape(of: job)
         let maxNodes = counts.max() ?? 1
-        let model = try model(features: features, rows: max(1, rows / maxNodes), precision: job.precision)
+        let model = try simulation.model(features: features, rows: max(1, rows / maxNodes), precision: job.precision)
         try check(model, nodeCounts: counts)
         let backend = SimulationBackend(model: model)
         if job.strategy.kind == .hogwild || job.strategy.kind == .parameterServer, counts.contains(where: { $0 > 1 }) {
