@@ -1,4 +1,6 @@
-/// Reads the sparse LIBSVM / SVMlight text format into a dense dataset.
+/// Reads the sparse LIBSVM / SVMlight text format: into a dense dataset (`read`, for small files),
+/// or straight into CSR without ever densifying (`readSparse`, in `LIBSVMReader+Sparse.swift`).
+/// Both paths are one parser (`scan`).
 ///
 /// Each line is `label index:value index:value …` with 1-based, strictly increasing indices;
 /// absent indices are zeros. A `qid:N` pair (SVMlight ranking) is ignored, and so is everything
@@ -35,17 +37,62 @@ public enum LIBSVMReader {
         source: some ChunkSource, name: String, features: Int?, chunkSize: Int = 1 << 20,
         maxRecordBytes: Int = RecordSplitter<MemoryBytes>.defaultMaxRecordBytes
     ) throws -> Dataset<Double> {
+        let rows = try scan(source: source, name: name, features: features, chunkSize: chunkSize,
+                            maxRecordBytes: maxRecordBytes, as: Double.self)
+        let d = rows.width
+        let n = rows.labels.count
+        // The width comes from one index in the file: a typo there ("40000000:1") must not take
+        // the machine's memory, nor reach BLAS or LAPACK with a matrix that cannot exist.
+        let widthSource = features == nil ? "the largest index, \(d), is on line \(rows.widestLine)" : "features = \(d)"
+        let (cells, overflow) = n.multipliedReportingOverflow(by: d)
+        guard !overflow && cells <= maxDenseElements else {
+            throw DataError.malformed(
+                file: name, location: "line \(rows.widestLine)",
+                message: "index \(d) makes the dense matrix \(n) × \(d), more than the \(maxDenseElements) elements allowed")
+        }
+        try MemoryBudget.check(elements: cells, bytesPerElement: MemoryLayout<Double>.stride,
+                               what: "\(name): the dense matrix \(n) × \(d) (\(widthSource))")
+        var x = Matrix<Double>(rows: n, columns: d)
+        x.withUnsafeMutableBufferPointer { out in
+            var k = 0
+            for r in 0..<n {
+                let rowBase = r * d
+                while k < Int(rows.offsets[r + 1]) {
+                    out[rowBase + Int(rows.indices[k])] = rows.values[k]
+                    k += 1
+                }
+            }
+        }
+        return Dataset(x: x, y: rows.labels, featureNames: nil, source: name, rowLines: rows.lines)
+    }
+
+    /// What one pass over a LIBSVM file yields: its rows in CSR form (0-based columns, strictly
+    /// increasing within a row, each below `width`), the labels, and the line of each row.
+    struct ScannedRows<Scalar: BLASScalar> {
+        var labels: [Scalar] = []
+        var lines: [Int] = []
+        var offsets: [Int64] = [0]
+        var indices: [Int32] = []
+        var values: [Scalar] = []
+        /// The matrix's column count: `features` when given, else the largest index.
+        var width = 0
+        /// The line holding the largest index, for messages about the width.
+        var widestLine = 0
+    }
+
+    /// The one parser behind both paths (dense `read`, sparse `readSparse`): streams the file a
+    /// chunk at a time and checks every number before it can index or size anything.
+    static func scan<Scalar: BLASScalar>(
+        source: some ChunkSource, name: String, features: Int?, chunkSize: Int = 1 << 20,
+        maxRecordBytes: Int = RecordSplitter<MemoryBytes>.defaultMaxRecordBytes, as _: Scalar.Type
+    ) throws -> ScannedRows<Scalar> {
         if let features, features < 0 { throw DataError.invalid("feature count must be non-negative, got \(features)") }
         let scope = NumericLocaleScope()
         defer { scope.end() }
 
-        // Sparse rows first (CSR), since the width is known only at the end.
-        var labels: [Double] = []
-        var lineOfRow: [Int] = []
-        var rowEnds: [Int] = []
-        var indices: [Int32] = []
-        var values: [Double] = []
-        var widest = 0, widestLine = 0
+        var out = ScannedRows<Scalar>()
+        var widest = 0
+        let qid: (UInt8, UInt8, UInt8) = (UInt8(ascii: "q"), UInt8(ascii: "i"), UInt8(ascii: "d"))
 
         let lines = RecordSplitter(source: source, name: name, quoting: false, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
         while let (line, number) = try lines.next() {
@@ -68,7 +115,7 @@ public enum LIBSVMReader {
 
                 if tokenIndex == 0 {
                     switch DecimalParser.parse(token) {
-                    case .value(let v): labels.append(v)
+                    case .value(let v): out.labels.append(Scalar(v))
                     case .nonFinite: throw DataError.nonFinite(file: name, location: "line \(number), label")
                     case .notANumber:
                         throw DataError.malformed(file: name, location: "line \(number)",
@@ -82,8 +129,8 @@ public enum LIBSVMReader {
                 }
                 let key = UnsafeBufferPointer(rebasing: line[tokenStart..<colon])
                 let valueBytes = UnsafeBufferPointer(rebasing: line[(colon + 1)..<i])
-                if text(key) == "qid" { continue }
                 guard let index = integer(key) else {
+                    if key.count == 3 && (key[0], key[1], key[2]) == qid { continue }
                     throw DataError.malformed(
                         file: name, location: "line \(number)",
                         message: "'\(text(key))' in '\(text(token))' is not a feature index; expected a positive integer")
@@ -114,49 +161,26 @@ public enum LIBSVMReader {
                         message: "'\(text(valueBytes))' in '\(text(token))' is not a number")
                 }
                 previous = index
-                if index > widest { widest = index; widestLine = number }
-                indices.append(Int32(index))
-                values.append(value)
+                if index > widest { widest = index; out.widestLine = number }
+                out.indices.append(Int32(index - 1))
+                out.values.append(Scalar(value))
             }
             if tokenIndex > 0 {
-                rowEnds.append(indices.count)
-                lineOfRow.append(number)
+                out.offsets.append(Int64(out.indices.count))
+                out.lines.append(number)
             }
         }
 
-        guard !labels.isEmpty else {
+        guard !out.labels.isEmpty else {
             throw DataError.malformed(file: name, location: "line 1",
                                       message: "no data; expected lines of 'label index:value …'")
         }
-        let d = features ?? widest
-        guard d > 0 else {
+        out.width = features ?? widest
+        guard out.width > 0 else {
             throw DataError.malformed(file: name, location: "line 1",
                                       message: "no index:value pairs in the file; expected at least one feature")
         }
-        let n = labels.count
-        // The width comes from one index in the file: a typo there ("40000000:1") must not take
-        // the machine's memory, nor reach BLAS or LAPACK with a matrix that cannot exist.
-        let widthSource = features == nil ? "the largest index, \(d), is on line \(widestLine)" : "features = \(d)"
-        let (cells, overflow) = n.multipliedReportingOverflow(by: d)
-        guard !overflow && cells <= maxDenseElements else {
-            throw DataError.malformed(
-                file: name, location: "line \(widestLine)",
-                message: "index \(d) makes the dense matrix \(n) × \(d), more than the \(maxDenseElements) elements allowed")
-        }
-        try MemoryBudget.check(elements: cells, bytesPerElement: MemoryLayout<Double>.stride,
-                               what: "\(name): the dense matrix \(n) × \(d) (\(widthSource))")
-        var x = Matrix<Double>(rows: n, columns: d)
-        x.withUnsafeMutableBufferPointer { out in
-            var k = 0
-            for r in 0..<n {
-                let rowBase = r * d
-                while k < rowEnds[r] {
-                    out[rowBase + Int(indices[k]) - 1] = values[k]
-                    k += 1
-                }
-            }
-        }
-        return Dataset(x: x, y: labels, featureNames: nil, source: name, rowLines: lineOfRow)
+        return out
     }
 
     @inline(__always)
