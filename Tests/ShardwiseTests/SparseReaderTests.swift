@@ -115,6 +115,25 @@ struct LIBSVMSparseTests {
         #expect(beyond == .malformed(file: "w.svm", location: "line 2", message: "feature index 4 exceeds the 3 features expected"))
     }
 
+    /// The one-pass parse of plain pairs (`LIBSVMReader.plainPair`) and the general path must read
+    /// every value to the same bits, and hand back to the general path whatever is not plain.
+    @Test("plain and general pairs parse to the same bits",
+          arguments: ["0.1", "-0", "0", "1.", ".5", "-.25", "0.0716524", "123456789012345", "1234567890123456",
+                      "0.30000000000000004", "1e-3", "+2", "-7.5E2", "00042.500", "9007199254740993", "3.4028235e38"])
+    func plainValues(value: String) throws {
+        let parsed = try LIBSVMReader.parseSparse(text: "1 007:\(value) 8:1\n").data
+        guard case .value(let expected) = DecimalParser.parse(value) else {
+            Issue.record("\(value) is not a number")
+            return
+        }
+        #expect(parsed.x.values[0].bitPattern == expected.bitPattern, "\(value): \(parsed.x.values[0]) vs \(expected)")
+        #expect(parsed.x.columnIndices == [6, 7])
+        #expect(expected == Double(value)!)
+        // Not plain: a sign, an exponent or too many digits fall back; an index of 11 digits too.
+        let wide = sparseDataError { try LIBSVMReader.parseSparse(text: "1 00000000009:\(value) 3:1\n", source: "w.svm") }
+        #expect(wide == .malformed(file: "w.svm", location: "line 1", message: "feature indices must increase: 3 after 9"))
+    }
+
     @Test("an index that makes the model vectors too large is refused, naming its line")
     func refusesHugeWidth() {
         let error = MemoryBudget.$limit.withValue(2 << 30) {

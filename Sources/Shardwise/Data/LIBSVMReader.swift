@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Reads the sparse LIBSVM / SVMlight text format: into a dense dataset (`read`, for small files),
 /// or straight into CSR without ever densifying (`readSparse`, in `LIBSVMReader+Sparse.swift`).
 /// Both paths are one parser (`scan`).
@@ -97,13 +105,47 @@ public enum LIBSVMReader {
         let lines = RecordSplitter(source: source, name: name, quoting: false, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
         while let (line, number) = try lines.next() {
             var end = line.count
-            if let hash = line.firstIndex(of: UInt8(ascii: "#")) { end = hash }
+            if let base = line.baseAddress, let hash = memchr(base, Int32(UInt8(ascii: "#")), line.count) {
+                end = base.distance(to: hash.assumingMemoryBound(to: UInt8.self))
+            }
             var tokenIndex = 0
             var previous = 0
+            /// The checks every index passes, whichever path parsed it (before its value is read).
+            func check(_ index: Int) throws {
+                guard index >= 1 else {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature index \(index) is not allowed: indices start at 1")
+                }
+                guard index <= Int(Int32.max) else {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature index \(index) is too large")
+                }
+                guard index > previous else {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature indices must increase: \(index) after \(previous)")
+                }
+                if let features, index > features {
+                    throw DataError.malformed(file: name, location: "line \(number)",
+                                              message: "feature index \(index) exceeds the \(features) features expected")
+                }
+            }
+            func append(_ index: Int, _ value: Double) {
+                previous = index
+                if index > widest { widest = index; out.widestLine = number }
+                out.indices.append(Int32(index - 1))
+                out.values.append(Scalar(value))
+            }
             var i = 0
             while i < end {
                 while i < end && isSpace(line[i]) { i += 1 }
                 guard i < end else { break }
+                if tokenIndex > 0, let (index, value, next) = plainPair(line, from: i, end: end) {
+                    try check(index)
+                    append(index, value)
+                    tokenIndex += 1
+                    i = next
+                    continue
+                }
                 let tokenStart = i
                 var colon = -1
                 while i < end && !isSpace(line[i]) {
@@ -135,22 +177,7 @@ public enum LIBSVMReader {
                         file: name, location: "line \(number)",
                         message: "'\(text(key))' in '\(text(token))' is not a feature index; expected a positive integer")
                 }
-                guard index >= 1 else {
-                    throw DataError.malformed(file: name, location: "line \(number)",
-                                              message: "feature index \(index) is not allowed: indices start at 1")
-                }
-                guard index <= Int(Int32.max) else {
-                    throw DataError.malformed(file: name, location: "line \(number)",
-                                              message: "feature index \(index) is too large")
-                }
-                guard index > previous else {
-                    throw DataError.malformed(file: name, location: "line \(number)",
-                                              message: "feature indices must increase: \(index) after \(previous)")
-                }
-                if let features, index > features {
-                    throw DataError.malformed(file: name, location: "line \(number)",
-                                              message: "feature index \(index) exceeds the \(features) features expected")
-                }
+                try check(index)
                 let value: Double
                 switch DecimalParser.parse(valueBytes) {
                 case .value(let v): value = v
@@ -160,10 +187,7 @@ public enum LIBSVMReader {
                         file: name, location: "line \(number)",
                         message: "'\(text(valueBytes))' in '\(text(token))' is not a number")
                 }
-                previous = index
-                if index > widest { widest = index; out.widestLine = number }
-                out.indices.append(Int32(index - 1))
-                out.values.append(Scalar(value))
+                append(index, value)
             }
             if tokenIndex > 0 {
                 out.offsets.append(Int64(out.indices.count))
@@ -181,6 +205,44 @@ public enum LIBSVMReader {
                                       message: "no index:value pairs in the file; expected at least one feature")
         }
         return out
+    }
+
+    /// The common pair, `digits:[-]digits[.digits]` followed by a space or the end, parsed in one
+    /// pass: the index, the value (exactly rounded: at most 15 digits, so one division by a power
+    /// of ten that is itself exact), and where the pair ends. nil for anything else — a sign, an
+    /// exponent, `qid`, a malformed pair — which the general path then parses (and names if bad).
+    @inline(__always)
+    static func plainPair(_ p: UnsafeBufferPointer<UInt8>, from start: Int, end: Int) -> (Int, Double, Int)? {
+        var i = start
+        var index = 0, indexDigits = 0
+        while i < end, case let d = p[i] &- UInt8(ascii: "0"), d < 10, indexDigits < 10 {
+            index = index * 10 + Int(d)
+            indexDigits += 1
+            i += 1
+        }
+        guard indexDigits > 0, i < end, p[i] == UInt8(ascii: ":") else { return nil }
+        i += 1
+        let negative = i < end && p[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var mantissa: UInt64 = 0
+        var digits = 0, scale = 0
+        while i < end, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
+            mantissa = mantissa &* 10 &+ UInt64(d)
+            digits += 1
+            i += 1
+        }
+        if i < end && p[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < end, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
+                mantissa = mantissa &* 10 &+ UInt64(d)
+                digits += 1
+                scale += 1
+                i += 1
+            }
+        }
+        guard digits > 0, digits <= 15, i == end || isSpace(p[i]) else { return nil }
+        let magnitude = Double(mantissa) / DecimalParser.powersOfTen[scale]
+        return (index, negative ? -magnitude : magnitude, i)
     }
 
     @inline(__always)
