@@ -1,5 +1,6 @@
-/// A regression or classification dataset whose X is sparse (CSR): what `LIBSVMReader.readSparse`,
-/// `NPZReader` (with targets) and `SparseSyntheticSpec` produce. The sparse twin of `Dataset`.
+/// A regression or classification dataset whose X is sparse (CSR): what `LIBSVMReader.readSparse` and
+/// `SparseSyntheticSpec` produce (an `NPZReader` matrix needs its targets from elsewhere). The sparse
+/// twin of `Dataset`.
 public struct SparseDataset<Scalar: BLASScalar>: Sendable {
     public var x: CSRMatrix<Scalar>
     public var y: [Scalar]
