@@ -31,11 +31,18 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
-        // Hand-written AVX2+FMA fused gradient kernels, dispatched at run time (any x86-64 runs the binary).
+        // Hand-written AVX2+FMA fused gradient kernels, dispatched at run time (any x86-64 runs the binary),
+        // and the portable sparse (CSR) kernels.
         .target(name: "CShardwiseKernels"),
+        // zlib, to inflate the deflate members of scipy's .npz files.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "Shardwise",
-            dependencies: ["COpenBLAS", "CShardwiseKernels"]
+            dependencies: ["COpenBLAS", "CShardwiseKernels", "CZlib"]
         ),
 
         // MARK: - Backends

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system libraries Shardwise builds against, only when they are missing.
-#   scripts/setup.sh          OpenBLAS, LAPACKE, pkg-config
+#   scripts/setup.sh          OpenBLAS, LAPACKE, zlib, pkg-config
 #   scripts/setup.sh --mpi    the same, plus OpenMPI (libopenmpi-dev, openmpi-bin)
 set -euo pipefail
 
@@ -11,6 +11,7 @@ pkg_ok() { pkg-config --exists "$1" 2>/dev/null; }
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg_ok openblas || need+=(libopenblas-dev)
 have_header lapacke.h || need+=(liblapacke-dev)
+have_header zlib.h || need+=(zlib1g-dev)
 if [ "${1:-}" = "--mpi" ]; then
     pkg_ok ompi-c || need+=(libopenmpi-dev)
     command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)

@@ -34,4 +34,6 @@ int shardwise_gradient_sum_f32(const float *x, const float *y, const float *w, f
 }
 #endif
 
+#include "CShardwiseSparse.h"
+
 #endif

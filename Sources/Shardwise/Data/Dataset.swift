@@ -34,15 +34,7 @@ public struct Dataset<Scalar: BLASScalar>: Sendable {
     /// −1/+1 file would otherwise train towards a loss with no minimum). The error names the first
     /// bad row's line.
     public func validateTargets(for objective: Objective) throws {
-        guard case .logistic = objective else { return }
-        guard let i = y.firstIndex(where: { $0 != 0 && $0 != 1 }) else { return }
-        let value = Double(y[i])
-        let shown = value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
-        let hint = source.hasPrefix("synthetic(") ? " (add task=classification to the synthetic spec)"
-            : y.contains(-1) ? " (for −1/+1 labels, map −1 to 0)" : ""
-        throw DataError.malformed(
-            file: source, location: location(ofRow: i),
-            message: "label \(shown) is not 0 or 1; logistic regression needs 0/1 labels\(hint)")
+        try checkTargets(y, for: objective, source: source, location: location(ofRow:))
     }
 
     public var rows: Int { x.rows }
@@ -54,6 +46,21 @@ public struct Dataset<Scalar: BLASScalar>: Sendable {
         let m = x.withUnsafeBufferPointer { buf in Matrix<T>(rows: x.rows, columns: x.columns, elements: buf.lazy.map { T($0) }) }
         return Dataset<T>(x: m, y: y.map { T($0) }, featureNames: featureNames, source: source, rowLines: rowLines)
     }
+}
+
+/// The rule behind `Dataset.validateTargets` and `SparseDataset.validateTargets`: logistic
+/// regression needs labels 0 and 1; the error names the first bad row by `location`.
+func checkTargets<Scalar: BLASScalar>(_ y: [Scalar], for objective: Objective, source: String,
+                                      location: (Int) -> String) throws {
+    guard case .logistic = objective else { return }
+    guard let i = y.firstIndex(where: { $0 != 0 && $0 != 1 }) else { return }
+    let value = Double(y[i])
+    let shown = value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
+    let hint = source.hasPrefix("synthetic(") ? " (add task=classification to the synthetic spec)"
+        : y.contains(-1) ? " (for −1/+1 labels, map −1 to 0)" : ""
+    throw DataError.malformed(
+        file: source, location: location(i),
+        message: "label \(shown) is not 0 or 1; logistic regression needs 0/1 labels\(hint)")
 }
 
 /// Errors about data: reading, validating, partitioning.

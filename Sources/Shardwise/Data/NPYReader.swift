@@ -334,43 +334,7 @@ struct NPYHeader {
         func fail(_ offset: Int, _ message: String) -> DataError {
             .malformed(file: name, location: "byte \(offset)", message: message)
         }
-        var preamble = [UInt8](repeating: 0, count: 8)
-        let got = try preamble.withUnsafeMutableBytes { try NPYReader.readFully(source, into: $0) }
-        if got == 0 { throw fail(0, "the file is empty; expected the NPY magic string \\x93NUMPY") }
-        let seen = preamble.prefix(min(got, 6))
-        guard Array(seen) == Array(magic.prefix(seen.count)) else {
-            let hex = seen.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
-            throw fail(0, "not an NPY file: expected the magic string \\x93NUMPY, found bytes \(hex.joined(separator: " "))")
-        }
-        guard got == 8 else { throw fail(got, "the header is truncated: expected 8 bytes of preamble, the file ends at byte \(got)") }
-        let major = preamble[6], minor = preamble[7]
-        let lengthBytes: Int
-        switch major {
-        case 1: lengthBytes = 2
-        case 2, 3: lengthBytes = 4
-        default: throw fail(6, "unsupported NPY format version \(major).\(minor); expected 1.0, 2.0 or 3.0")
-        }
-        var lengthField = [UInt8](repeating: 0, count: lengthBytes)
-        let gotLength = try lengthField.withUnsafeMutableBytes { try NPYReader.readFully(source, into: $0) }
-        guard gotLength == lengthBytes else {
-            throw fail(8 + gotLength, "the header is truncated: expected a \(lengthBytes)-byte header length at byte 8")
-        }
-        let headerLength = lengthField.reversed().reduce(0) { $0 << 8 | Int($1) }
-        let headerStart = 8 + lengthBytes
-        if let size = source.knownSize, headerStart + headerLength > size {
-            throw fail(size, "the header is truncated: expected \(headerLength) header bytes from byte \(headerStart), the file ends at byte \(size)")
-        }
-        guard headerLength <= 1 << 24 else {
-            throw fail(8, "header length \(headerLength) is implausible; expected a few hundred bytes")
-        }
-        var headerBytes = [UInt8](repeating: 0, count: headerLength)
-        let gotText = try headerBytes.withUnsafeMutableBytes { try NPYReader.readFully(source, into: $0) }
-        guard gotText == headerLength else {
-            throw fail(headerStart + gotText, "the header is truncated: expected \(headerLength) header bytes from byte \(headerStart), found \(gotText)")
-        }
-
-        var parser = PythonLiteralParser(bytes: headerBytes, base: headerStart, file: name)
-        let (dictionary, dictionaryOffset) = try parser.parseHeaderDictionary()
+        let (dictionary, dictionaryOffset, dataOffset) = try readDictionary(from: source, name: name)
         func entry(_ key: String) throws -> (PythonLiteral, Int) {
             guard let found = dictionary.first(where: { $0.key == key }) else {
                 throw fail(dictionaryOffset, "the header has no '\(key)'; expected the keys 'descr', 'fortran_order' and 'shape'")
@@ -408,7 +372,55 @@ struct NPYHeader {
             throw fail(shapeOffset, "shape \(Self.text(of: shape)) has too many elements")
         }
         return NPYHeader(descr: descr, element: element, fortranOrder: fortranOrder, shape: shape, count: count,
-                         dataOffset: headerStart + headerLength, shapeOffset: shapeOffset)
+                         dataOffset: dataOffset, shapeOffset: shapeOffset)
+    }
+
+    /// The preamble and the header dictionary (entries with their file offsets), leaving `source`
+    /// at the data; whatever the dtype (`.npz` members such as scipy's `format.npy` hold strings).
+    static func readDictionary(
+        from source: some ChunkSource, name: String
+    ) throws -> (entries: [(key: String, value: PythonLiteral, offset: Int)], dictionaryOffset: Int, dataOffset: Int) {
+        func fail(_ offset: Int, _ message: String) -> DataError {
+            .malformed(file: name, location: "byte \(offset)", message: message)
+        }
+        var preamble = [UInt8](repeating: 0, count: 8)
+        let got = try preamble.withUnsafeMutableBytes { try NPYReader.readFully(source, into: $0) }
+        if got == 0 { throw fail(0, "the file is empty; expected the NPY magic string \\x93NUMPY") }
+        let seen = preamble.prefix(min(got, 6))
+        guard Array(seen) == Array(magic.prefix(seen.count)) else {
+            let hex = seen.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+            throw fail(0, "not an NPY file: expected the magic string \\x93NUMPY, found bytes \(hex.joined(separator: " "))")
+        }
+        guard got == 8 else { throw fail(got, "the header is truncated: expected 8 bytes of preamble, the file ends at byte \(got)") }
+        let major = preamble[6], minor = preamble[7]
+        let lengthBytes: Int
+        switch major {
+        case 1: lengthBytes = 2
+        case 2, 3: lengthBytes = 4
+        default: throw fail(6, "unsupported NPY format version \(major).\(minor); expected 1.0, 2.0 or 3.0")
+        }
+        var lengthField = [UInt8](repeating: 0, count: lengthBytes)
+        let gotLength = try lengthField.withUnsafeMutableBytes { try NPYReader.readFully(source, into: $0) }
+        guard gotLength == lengthBytes else {
+            throw fail(8 + gotLength, "the header is truncated: expected a \(lengthBytes)-byte header length at byte 8")
+        }
+        let headerLength = lengthField.reversed().reduce(0) { $0 << 8 | Int($1) }
+        let headerStart = 8 + lengthBytes
+        if let size = source.knownSize, headerStart + headerLength > size {
+            throw fail(size, "the header is truncated: expected \(headerLength) header bytes from byte \(headerStart), the file ends at byte \(size)")
+        }
+        guard headerLength <= 1 << 24 else {
+            throw fail(8, "header length \(headerLength) is implausible; expected a few hundred bytes")
+        }
+        var headerBytes = [UInt8](repeating: 0, count: headerLength)
+        let gotText = try headerBytes.withUnsafeMutableBytes { try NPYReader.readFully(source, into: $0) }
+        guard gotText == headerLength else {
+            throw fail(headerStart + gotText, "the header is truncated: expected \(headerLength) header bytes from byte \(headerStart), found \(gotText)")
+        }
+
+        var parser = PythonLiteralParser(bytes: headerBytes, base: headerStart, file: name)
+        let (dictionary, dictionaryOffset) = try parser.parseHeaderDictionary()
+        return (dictionary, dictionaryOffset, headerStart + headerLength)
     }
 
     /// `<f8` and friends. Big-endian and unusual types are refused by name.
