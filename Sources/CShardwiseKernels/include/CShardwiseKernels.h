@@ -35,5 +35,6 @@ int shardwise_gradient_sum_f32(const float *x, const float *y, const float *w, f
 #endif
 
 #include "CShardwiseSparse.h"
+#include "CShardwiseCodecs.h"
 
 #endif
