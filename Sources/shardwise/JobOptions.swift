@@ -117,6 +117,9 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Record a trace point every this many iterations (default: ≤ 500 points).")
     var traceEvery: Int?
 
+    @Option(name: .customLong("timeline-every"), help: ArgumentHelp("With --timeline: record one iteration in N (default 1).", valueName: "N"))
+    var timelineEvery: Int?
+
     @Flag(help: "Skip the exact LAPACK solution (no distances to w* are reported).")
     var noReference = false
 
@@ -204,6 +207,7 @@ struct JobOptions: ParsableArguments {
         if let seed { job.seed = seed }
         if let timeout { job.timeout = timeout }
         if let traceEvery { job.traceEvery = traceEvery }
+        if let timelineEvery { job.timelineEvery = timelineEvery }
         if noReference { job.computeReference = false }
     }
 
@@ -245,7 +249,7 @@ struct JobOptions: ParsableArguments {
             ("optimizer.solver", "--solver", text(solver)), ("optimizer.lbfgs.memory", "--lbfgs-memory", text(lbfgsMemory)),
             ("stopping.maxIterations", "--iterations", text(iterations)), ("stopping.tolerance", "--tolerance", text(tolerance)),
             ("nodes", "--nodes", text(nodes)), ("seed", "--seed", text(seed)), ("timeout", "--timeout", text(timeout)),
-            ("traceEvery", "--trace-every", text(traceEvery)), ("computeReference", "--no-reference", noReference ? "" : nil),
+            ("traceEvery", "--trace-every", text(traceEvery)), ("timelineEvery", "--timeline-every", text(timelineEvery)), ("computeReference", "--no-reference", noReference ? "" : nil),
         ]
     }
 

@@ -35,6 +35,8 @@ struct LaunchCommand: AsyncParsableCommand {
 
     @OptionGroup var options: JobOptions
 
+    @OptionGroup var timeline: TimelineOutput
+
     @Option(help: ArgumentHelp("Write the full report (JSON) here.", valueName: "file"))
     var report: String?
 
@@ -56,9 +58,11 @@ struct LaunchCommand: AsyncParsableCommand {
     func run() async throws {
         try OutputFile.check(path: report, option: "--report")
         try OutputFile.check(path: checkpoint, option: "--checkpoint")
-        let job = try options.makeJob(defaultNodes: 2)
+        try timeline.check()
+        var job = try options.makeJob(defaultNodes: 2)
+        timeline.apply(to: &job)
         let printer = ProgressPrinter(quiet: quiet)
-        let result: TrainingReport
+        var result: TrainingReport
         switch backend {
         case .sockets:
             var launcher = LocalLauncher(executable: try currentExecutable())
@@ -97,6 +101,7 @@ struct LaunchCommand: AsyncParsableCommand {
             #endif
         }
         print(summary(result), terminator: "")
+        try timeline.write(&result)
         if let report {
             try writeJSON(result, to: report)
             print("report: \(report)")

@@ -63,6 +63,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Rank 0: write the report (JSON) here.", valueName: "file"))
     var report: String?
 
+    @OptionGroup var timeline: TimelineOutput
+
     @Option(help: ArgumentHelp("Rank 0: write the last good model here (atomically) as training goes.", valueName: "file"))
     var checkpoint: String?
 
@@ -119,6 +121,7 @@ struct NodeCommand: AsyncParsableCommand {
         if rank ?? 0 == 0 { try OutputFile.check(path: report, option: "--report") }   // rank 0 writes (every MPI rank checks)
         if rank ?? 0 == 0 { try OutputFile.check(path: checkpoint, option: "--checkpoint") }
         if rank ?? 0 == 0 { try OutputFile.check(path: portFile, option: "--port-file") }
+        if rank ?? 0 == 0 { try timeline.check() }   // recorded when the job's timelineEvery > 0 (launch sets it)
         bootstrapLogging(logLevel)
         if let blasThreads { BLASThreading.set(threads: blasThreads) }
         let job = try loadJob(self.job)
@@ -163,8 +166,9 @@ struct NodeCommand: AsyncParsableCommand {
             }
         }
         do {
-            if let result = try await node.run(), let report {
-                try writeJSON(result, to: report)
+            if var result = try await node.run() {
+                try timeline.write(&result)
+                if let report { try writeJSON(result, to: report) }
             }
         } catch {
             // One line that names the rank (the launcher shows it), then a failing exit.

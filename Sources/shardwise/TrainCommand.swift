@@ -29,9 +29,13 @@ struct TrainCommand: AsyncParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @OptionGroup var timeline: TimelineOutput
+
     func run() async throws {
         try OutputFile.check(path: report, option: "--report")
-        let job = try options.makeJob()
+        try timeline.check()
+        var job = try options.makeJob()
+        timeline.apply(to: &job)
         let backend = try makeBackend(backend)
         let printer = ProgressPrinter(quiet: quiet)
         var result: TrainingReport
@@ -52,6 +56,7 @@ struct TrainCommand: AsyncParsableCommand {
             result.speedup = one.seconds / result.seconds
         }
         print(summary(result), terminator: "")
+        try timeline.write(&result)
         if let report {
             try writeJSON(result, to: report)
             print("report: \(report)")

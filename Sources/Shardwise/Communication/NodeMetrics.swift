@@ -23,6 +23,13 @@ public final class NodeMetrics: Sendable {
     }
 
     private let state: Mutex<Snapshot>
+    private let timelineBox = Mutex<Timeline?>(nil)
+
+    /// The node's timeline, when one is recorded: every count below also becomes a span on it.
+    public var timeline: Timeline? {
+        get { timelineBox.withLock { $0 } }
+        set { timelineBox.withLock { $0 = newValue } }
+    }
 
     public init(worldSize: Int) {
         var s = Snapshot()
@@ -39,6 +46,7 @@ public final class NodeMetrics: Sendable {
             $0.communicationSeconds += seconds
             if destination < $0.bytesSentTo.count { $0.bytesSentTo[destination] += bytes }
         }
+        timeline?.span("send → \(destination)", cat: "send", seconds: seconds, args: ["bytes": "\(bytes)"])
     }
 
     /// `messages` 0: more bytes of a message counted on its own (one received in two parts).
@@ -49,6 +57,10 @@ public final class NodeMetrics: Sendable {
             $0.waitingSeconds += waited
             $0.communicationSeconds += seconds
         }
+        if let timeline {
+            if waited > 0 { timeline.span("wait", cat: "wait", seconds: waited, endingBefore: seconds) }
+            timeline.span("receive", cat: "receive", seconds: seconds, args: ["bytes": "\(bytes)"])
+        }
     }
 
     public func recordCompute(seconds: Double, gradients: Int = 1) {
@@ -56,8 +68,16 @@ public final class NodeMetrics: Sendable {
             $0.computeSeconds += seconds
             $0.gradients += gradients
         }
+        timeline?.compute(seconds: seconds)
     }
 
-    public func addCommunication(seconds: Double) { state.withLock { $0.communicationSeconds += seconds } }
-    public func addWaiting(seconds: Double) { state.withLock { $0.waitingSeconds += seconds } }
+    public func addCommunication(seconds: Double) {
+        state.withLock { $0.communicationSeconds += seconds }
+        if seconds > 0 { timeline?.span("communication", cat: "communication", seconds: seconds) }
+    }
+
+    public func addWaiting(seconds: Double) {
+        state.withLock { $0.waitingSeconds += seconds }
+        timeline?.span("wait", cat: "wait", seconds: seconds)
+    }
 }

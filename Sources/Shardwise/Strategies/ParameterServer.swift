@@ -159,7 +159,9 @@ public struct ParameterServer: Strategy {
             let norm = aggregate()
             try endOfRound(norm: norm)
             if stop != nil { return }
+            let applying = comm.metrics.timeline?.now
             step.apply(g, to: &w)
+            if let applying { comm.metrics.timeline?.span("apply", cat: "server", since: applying) }
             version += 1; updates += 1; round += 1; arrived = []
             if round >= node.job.stopping.maxIterations { stop = .maxIterations; return }
             for r in workers where active.contains(r) { try await sendModel(to: r) }
@@ -246,7 +248,9 @@ public struct ParameterServer: Strategy {
                     }
                 }
                 if rule == .each { arriving(k) }
+                let applying = comm.metrics.timeline?.now
                 step.apply(g, to: &w, scale: 1 / Double(active.count))
+                if let applying { comm.metrics.timeline?.span("apply", cat: "server", since: applying, args: ["worker": "\(k)"]) }
                 version += 1; updates += 1
                 if updates % active.count == 0 {
                     round += 1

@@ -121,6 +121,9 @@ public struct Job: Codable, Sendable, Equatable {
     public var timeout: Double = 60
     /// Record a trace point every this many iterations (0 = choose so that ≤ 500 points).
     public var traceEvery: Int = 0
+    /// Record a timeline (`--timeline`): each node's compute, sends, receives, waits and
+    /// collectives on one iteration in this many (0 = no timeline). See `Timeline`.
+    public var timelineEvery: Int = 0
     /// Compute the exact solution with LAPACK and report distances to it.
     public var computeReference: Bool = true
 
@@ -177,7 +180,7 @@ extension StoppingRule {
 extension Job {
     enum CodingKeys: String, CodingKey {
         case data, standardize, precision, partitioning, objective, strategy, optimizer, codec, stopping, nodes, seed
-        case timeout, traceEvery, computeReference
+        case timeout, traceEvery, timelineEvery, computeReference
     }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -194,6 +197,7 @@ extension Job {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
         traceEvery = try c.decodeIfPresent(Int.self, forKey: .traceEvery) ?? traceEvery
+        timelineEvery = try c.decodeIfPresent(Int.self, forKey: .timelineEvery) ?? timelineEvery
         computeReference = try c.decodeIfPresent(Bool.self, forKey: .computeReference) ?? computeReference
     }
 }

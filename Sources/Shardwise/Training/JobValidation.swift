@@ -43,6 +43,9 @@ extension Job {
         guard traceEvery >= 0 else {
             throw JobError.invalid(field: "traceEvery", message: "the trace interval must be ≥ 0 (0 = automatic), got \(traceEvery)")
         }
+        guard timelineEvery >= 0 else {
+            throw JobError.invalid(field: "timelineEvery", message: "the timeline's sampling must be ≥ 0 (0 = no timeline, N = one iteration in N), got \(timelineEvery)")
+        }
         try validateSolver()
         // The graph is built only where it is used: a complete graph on many nodes is large.
         if strategy.kind == .gossip {

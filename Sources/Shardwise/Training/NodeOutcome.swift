@@ -41,6 +41,8 @@ public struct NodeOutcome: Codable, Sendable {
     /// CoCoA's duality gap P(w) − D(α) at the start of each round (the monitor rank only): a
     /// certificate, L(w) − L(w*) ≤ gap, at every round.
     public var dualityGaps: [Double]? = nil
+    /// The node's timeline events (when the job records one).
+    public var timeline: [TimelineEvent]? = nil
 
     public init(rank: Int, role: String, model: [Double]?, iterations: Int, stopReason: StopReason?,
                 learningRate: Double, recorder: Recorder, rows: Int, notes: [String] = []) {
@@ -58,6 +60,7 @@ public struct NodeOutcome: Codable, Sendable {
         self.rounds = recorder.rounds
         self.setupRounds = recorder.setupRounds
         self.setupBytesSent = recorder.setupBytesSent
+        self.timeline = recorder.timeline?.finish(role: role)
     }
 }
 

@@ -57,6 +57,13 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
     public func node(comm: any Communicator, options: RunOptions = RunOptions()) -> Node<Scalar> {
         let recorder = Recorder(rank: comm.rank, traceEvery: job.effectiveTraceEvery,
                                 onProgress: options.onProgress)
+        if job.timelineEvery > 0 {
+            // The clock is the communicator's (virtual in the simulator); `Timeline.finish`, when
+            // the outcome is made, lets go of it.
+            let timeline = Timeline(rank: comm.rank, every: job.timelineEvery, clock: { [comm] in comm.now })
+            comm.metrics.timeline = timeline
+            recorder.timeline = timeline
+        }
         return Node(comm: comm, shard: shard(for: comm.rank), job: job, totalRows: dataset.rows,
                     reference: reference, initialModel: options.initialModel, recorder: recorder)
     }
@@ -142,6 +149,8 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         report.setupRounds = monitor.setupRounds
         report.dualityGaps = monitor.dualityGaps
         report.featureNames = dataset.featureNames ?? (0..<dataset.features).map { "x\($0)" }
+        let events = sorted.compactMap(\.timeline)
+        if !events.isEmpty { report.timeline = events.flatMap { $0 } }
         if sorted.allSatisfy({ $0.setupBytesSent != nil }) {
             let setup = sorted.reduce(0) { $0 + ($1.setupBytesSent ?? 0) }
             report.setupBytesSent = setup

@@ -62,6 +62,8 @@ public final class Recorder: @unchecked Sendable {
     public private(set) var setupBytesSent: Int?
     /// Called with progress (the CLI prints it); may be nil.
     public var onProgress: (@Sendable (TrainingProgress) -> Void)?
+    /// The node's timeline when the job records one (`Job.timelineEvery`).
+    public var timeline: Timeline?
 
     public init(rank: Int, traceEvery: Int, onProgress: (@Sendable (TrainingProgress) -> Void)? = nil) {
         self.rank = rank

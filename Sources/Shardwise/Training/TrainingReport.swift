@@ -87,6 +87,9 @@ public struct TrainingReport: Codable, Sendable {
     /// One name per entry of `model` (the CSV header, or x0, x1, …); `originalScaleModel` has
     /// them too, then "(intercept)" when it carries one.
     public var featureNames: [String]? = nil
+    /// Every node's timeline events, when the job recorded them (`--timeline` writes them as a
+    /// Chrome trace and leaves them out of `--report`).
+    public var timeline: [TimelineEvent]? = nil
 
     public var converged: Bool { stopReason == .converged }
 }

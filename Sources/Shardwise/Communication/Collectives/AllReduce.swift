@@ -24,6 +24,9 @@ extension Communicator {
         _ v: inout [Scalar], algorithm: AllReduceAlgorithm = .ring, codec: VectorCodec
     ) async throws {
         guard size > 1 else { return }
+        let start = metrics.timeline?.now
+        defer { if let start { metrics.timeline?.span("all-reduce (\(algorithm))", cat: "collective", since: start,
+                                                       args: ["entries": "\(v.count)", "codec": "\(codec.spec)"]) } }
         switch algorithm {
         case .reduceBroadcast:
             try await reduceBroadcastAllReduce(&v, codec: codec)

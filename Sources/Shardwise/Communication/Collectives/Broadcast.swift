@@ -10,6 +10,9 @@ extension Communicator {
     public func broadcast<Scalar: BLASScalar>(_ v: inout [Scalar], root: Int = 0, codec: VectorCodec) async throws {
         try checkRank(root)
         guard size > 1 else { return }
+        let start = metrics.timeline?.now
+        defer { if let start { metrics.timeline?.span("broadcast (root \(root))", cat: "collective", since: start,
+                                                       args: ["entries": "\(v.count)"]) } }
         if rank == root {
             // A vector whose encoding is its own memory (lossless) goes from that memory to every
             // rank (`sendVector`: in place where the backend can).

@@ -7,6 +7,9 @@ extension Communicator {
     public func reduce<Scalar: BLASScalar>(_ v: inout [Scalar], root: Int = 0, codec: VectorCodec) async throws {
         try checkRank(root)
         guard size > 1 else { return }
+        let start = metrics.timeline?.now
+        defer { if let start { metrics.timeline?.span("reduce (root \(root))", cat: "collective", since: start,
+                                                       args: ["entries": "\(v.count)"]) } }
         if rank != root {
             // 1. Send my contribution to the root.
             try await sendVector(v, to: root, tag: .reduce, codec: codec)
