@@ -15,9 +15,10 @@ struct TimelineOutput: ParsableArguments {
     }
 
     /// Writes the report's timeline, and takes it out of the report (its own file holds it).
+    /// Without `--timeline` the report keeps it (rank 0 of `node` hands it to `launch` that way).
     func write(_ report: inout TrainingReport) throws {
-        defer { report.timeline = nil }
         guard let timeline else { return }
+        defer { report.timeline = nil }
         guard let events = report.timeline else {
             printError("--timeline \(timeline): the run recorded no timeline (timelineEvery is 0)")
             return

@@ -100,3 +100,27 @@ import _TestSupport
         #expect(ps.contains { $0.tid == 0 && $0.cat == "server" && $0.name == "apply" })
     }
 }
+
+/// Processes: `launch --timeline` merges every rank's track, moved onto one time axis.
+@Suite struct TimelineProcessTests {
+    @Test("launch --timeline holds every rank's track, their all-reduces lined up")
+    func launchMergesTracks() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("timeline-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try await ShardwiseBinary.run(["launch", "--nodes", "3", "--synthetic", "n=3000,d=20", "--strategy", "allreduce",
+                                                 "--solver", "gd", "--lr", "0.01", "--iterations", "8", "--quiet", "--timeline", path])
+        #expect(run.status == 0, "\(run.output)")
+        let file = try JSONDecoder().decode(TimelineFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(Set(file.traceEvents.map(\.tid)) == [0, 1, 2])
+        // The k-th all-reduce ends at the same moment on every rank (the last step's receive
+        // completes it everywhere), to within the loopback's latency and the clocks' reading.
+        let ends = (0..<3).map { r in
+            file.traceEvents.filter { $0.tid == r && $0.cat == "collective" }.map { ($0.ts + ($0.dur ?? 0)) * 1e-6 }.sorted()
+        }
+        #expect(ends.allSatisfy { $0.count == ends[0].count } && ends[0].count >= 8)
+        for k in 1..<ends[0].count {
+            let spread = ends.map { $0[k] }.max()! - ends.map { $0[k] }.min()!
+            #expect(spread < 0.05, "all-reduce \(k) ends \(spread) s apart across ranks")
+        }
+    }
+}

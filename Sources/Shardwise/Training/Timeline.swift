@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// One event of a timeline, in Chrome's trace-event format (what chrome://tracing and Perfetto
@@ -43,6 +44,9 @@ public final class Timeline: Sendable {
     public let rank: Int
     public let every: Int
     public let limit: Int
+    /// The wall-clock time (seconds since 1970) at which the node's clock read 0: what lines up
+    /// the tracks of processes whose clocks started apart (`alignedTracks`).
+    public let epoch: Double
     private struct State {
         var clock: (@Sendable () -> Double)?
         var events: [TimelineEvent] = []
@@ -55,6 +59,7 @@ public final class Timeline: Sendable {
         self.rank = rank
         self.every = max(1, every)
         self.limit = limit
+        epoch = Date().timeIntervalSince1970 - clock()
         state = Mutex(State(clock: clock))
     }
 
@@ -115,7 +120,7 @@ public final class Timeline: Sendable {
         state.withLock { s in
             s.clock = nil
             var out = [TimelineEvent(name: "thread_name", cat: "__metadata", ph: "M", ts: 0, tid: rank,
-                                     args: ["name": "rank \(rank) (\(role))"])]
+                                     args: ["name": "rank \(rank) (\(role))", "epoch": "\(epoch)"])]
             if s.dropped > 0 {
                 out.append(TimelineEvent(name: "\(s.dropped) events not kept (limit \(limit))", cat: "timeline", ph: "i",
                                          ts: s.events.last?.ts ?? 0, tid: rank, s: "t"))
@@ -123,6 +128,23 @@ public final class Timeline: Sendable {
             out += s.events
             s.events = []
             return out
+        }
+    }
+}
+
+/// Every node's events on one time axis. Nodes of one process (threads) or one virtual clock (the
+/// simulator) share their clock already (`shared`); processes' clocks start when each process
+/// does, so each track is moved by its epoch's distance from the earliest one (exact on one host,
+/// as good as the hosts' clock sync across hosts).
+public func alignedTracks(_ tracks: [[TimelineEvent]], shared: Bool) -> [TimelineEvent] {
+    guard !shared else { return tracks.flatMap { $0 } }
+    let epochs = tracks.map { track in track.first { $0.ph == "M" }?.args?["epoch"].flatMap(Double.init) ?? 0 }
+    let earliest = epochs.min() ?? 0
+    return zip(tracks, epochs).flatMap { track, epoch in
+        track.map { e in
+            var e = e
+            if e.ph != "M" { e.ts += (epoch - earliest) * 1e6 }
+            return e
         }
     }
 }
