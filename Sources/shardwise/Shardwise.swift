@@ -13,7 +13,7 @@ struct ShardwiseCommand: AsyncParsableCommand {
         subcommands: [
             TrainCommand.self, SolveCommand.self, DemoCommand.self,
             SimulateCommand.self, NodeCommand.self, LaunchCommand.self,
-            MPIToolsCommand.self,
+            MPIToolsCommand.self, LoadBenchCommand.self,
         ]
     )
 }

@@ -66,67 +66,77 @@ public enum CSVReader {
         let records = RecordSplitter(source: source, name: name, quoting: true, delimiter: fixedDelimiter,
                                      chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
         var fields: [FieldSpan] = []
-        fields.reserveCapacity(64)
 
         // The first non-blank record: delimiter, header, column count, target column.
         var first: (line: Int, fields: [String])?
         var firstRecordLine = 0
         var firstIsHeader = false
         var columnCount = 0
+        var delimiterByte = UInt8(ascii: ",")
         var xs: [Double] = []
         var ys: [Double] = []
         var lines: [Int] = []
         var targetColumn = 0
         var names: [String]?
+        // One record's numbers, before they go to X and y.
+        var row = UnsafeMutableBufferPointer<Double>(start: nil, count: 0)
+        defer { row.deallocate() }
 
         while let (record, line) = try records.next() {
-            if isBlank(record) { continue }
-            var bytes = record
-            if first == nil, line == 1, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
-                bytes = UnsafeBufferPointer(rebasing: bytes[3...])   // UTF-8 byte-order mark
-            }
-            if first == nil {
-                let delimiterByte = fixedDelimiter ?? detectDelimiter(bytes)
-                records.delimiter = delimiterByte
-                try splitFields(bytes, delimiter: delimiterByte, into: &fields, file: name, line: line)
-                let texts = fields.map { $0.string(in: bytes) }
-                first = (line, texts)
-                firstRecordLine = line
-                columnCount = fields.count
-                guard columnCount >= 2 else {
-                    throw DataError.malformed(
-                        file: name, location: "line \(line)",
-                        message: "expected at least 2 columns (features and a target), found 1"
-                            + " (delimiter '\(printable(delimiterByte))')")
+            // The common record, plain numbers, in one pass; everything else (the first record,
+            // blank lines, quotes, and every error) takes the general path, which also names the error.
+            if first == nil || !parseNumbers(record, delimiter: delimiterByte, into: row) {
+                if isBlank(record) { continue }
+                var bytes = record
+                if first == nil, line == 1, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+                    bytes = UnsafeBufferPointer(rebasing: bytes[3...])   // UTF-8 byte-order mark
                 }
-                firstIsHeader = header ?? texts.contains { text in
-                    !text.allSatisfy { $0 == " " || $0 == "\t" } && !DecimalParser.isNumberLike(text)
+                if first == nil {
+                    delimiterByte = fixedDelimiter ?? detectDelimiter(bytes)
+                    records.delimiter = delimiterByte
+                    try splitFields(bytes, delimiter: delimiterByte, into: &fields, file: name, line: line)
+                    let texts = fields.map { $0.string(in: bytes) }
+                    first = (line, texts)
+                    firstRecordLine = line
+                    columnCount = fields.count
+                    guard columnCount >= 2 else {
+                        throw DataError.malformed(
+                            file: name, location: "line \(line)",
+                            message: "expected at least 2 columns (features and a target), found 1"
+                                + " (delimiter '\(printable(delimiterByte))')")
+                    }
+                    firstIsHeader = header ?? texts.contains { text in
+                        !text.allSatisfy { $0 == " " || $0 == "\t" } && !DecimalParser.isNumberLike(text)
+                    }
+                    names = firstIsHeader ? texts.map { $0.trimmingSpaces() } : nil
+                    if let names { try refuseDuplicates(names, file: name, line: line) }
+                    targetColumn = try resolveTarget(target, columns: columnCount, names: names, file: name)
+                    row = .allocate(capacity: columnCount)
+                    if firstIsHeader { continue }
+                } else {
+                    try splitFields(bytes, delimiter: delimiterByte, into: &fields, file: name, line: line)
+                    guard fields.count == columnCount else {
+                        throw DataError.malformed(
+                            file: name, location: "line \(line)",
+                            message: "expected \(columnCount) fields, found \(fields.count)")
+                    }
                 }
-                names = firstIsHeader ? texts.map { $0.trimmingSpaces() } : nil
-                if let names { try refuseDuplicates(names, file: name, line: line) }
-                targetColumn = try resolveTarget(target, columns: columnCount, names: names, file: name)
-                if firstIsHeader { continue }
-            } else {
-                try splitFields(bytes, delimiter: records.delimiter ?? UInt8(ascii: ","), into: &fields,
-                                file: name, line: line)
-                guard fields.count == columnCount else {
-                    throw DataError.malformed(
-                        file: name, location: "line \(line)",
-                        message: "expected \(columnCount) fields, found \(fields.count)")
+                for (c, field) in fields.enumerated() {
+                    row[c] = try field.number(in: bytes, file: name, line: line, column: c, names: names)
                 }
             }
-            // A data record: every field a finite number.
-            for (c, field) in fields.enumerated() {
-                let value = try field.number(in: bytes, file: name, line: line, column: c, names: names)
-                if c == targetColumn { ys.append(value) } else { xs.append(value) }
+            if ys.isEmpty {
+                // Now the shape is known: reserve what the rest of the file needs if its records
+                // are as long as this one (reserved pages that are never written cost nothing).
+                let rows = (source.knownSize ?? 0) / (record.count + 1) + 1024
+                xs.reserveCapacity(rows * (columnCount - 1))
+                ys.reserveCapacity(rows)
+                lines.reserveCapacity(rows)
             }
+            xs.append(contentsOf: UnsafeBufferPointer(rebasing: row[..<targetColumn]))
+            ys.append(row[targetColumn])
+            xs.append(contentsOf: UnsafeBufferPointer(rebasing: row[(targetColumn + 1)...]))
             lines.append(line)
-            if ys.count == 1 {
-                // Now the shape is known: reserve roughly what the rest of a typical file needs.
-                xs.reserveCapacity(1024 * (columnCount - 1))
-                ys.reserveCapacity(1024)
-                lines.reserveCapacity(1024)
-            }
         }
 
         guard first != nil else {
@@ -143,6 +153,32 @@ public enum CSVReader {
         var featureNames = names
         featureNames?.remove(at: targetColumn)
         return Dataset(x: x, y: ys, featureNames: featureNames, source: name, rowLines: lines)
+    }
+
+    /// Reads a record of `row.count` plain numbers (no quotes) into `row`: false when it is anything
+    /// else, for the general path to handle or to name the error. One pass over the bytes, with the
+    /// grammar of `splitFields` followed by `DecimalParser.parse` (spaces, tabs and CRs around a
+    /// number, unless one of them is the delimiter).
+    @inline(__always)
+    static func parseNumbers(_ rec: UnsafeBufferPointer<UInt8>, delimiter: UInt8,
+                             into row: UnsafeMutableBufferPointer<Double>) -> Bool {
+        guard let p = rec.baseAddress, let out = row.baseAddress else { return false }
+        let n = rec.count
+        @inline(__always) func isPad(_ b: UInt8) -> Bool { (b == 0x20 || b == 0x09 || b == 0x0D) && b != delimiter }
+        var i = 0
+        for c in 0..<row.count {
+            while i < n && isPad(p[i]) { i += 1 }
+            let (value, end) = DecimalParser.prefix(p, from: i, to: n)
+            guard let value, value.isFinite else { return false }
+            out[c] = value
+            i = end
+            while i < n && isPad(p[i]) { i += 1 }
+            if c + 1 < row.count {
+                guard i < n && p[i] == delimiter else { return false }
+                i += 1
+            }
+        }
+        return i == n
     }
 
     /// Two columns of one name make `--target NAME` ambiguous and the report's coefficients
@@ -535,6 +571,15 @@ final class RecordSplitter<Source: ChunkSource> {
             return nil
         }
         let quote = UInt8(ascii: "\"")
+        // Outside quotes, a line without a quote ends at its newline whatever else it holds: two
+        // memchr calls instead of a byte at a time through the state machine below.
+        if state != 2, scan < filled, let hit = memchr(buffer + scan, Int32(newline), filled - scan) {
+            let end = buffer.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if memchr(buffer + scan, Int32(quote), end - scan) == nil {
+                scan = end
+                return end
+            }
+        }
         while scan < filled {
             let b = buffer[scan]
             if b == newline {
@@ -607,9 +652,26 @@ enum DecimalParser {
         while lo < hi && isSpace(p[lo]) { lo += 1 }
         while hi > lo && isSpace(p[hi - 1]) { hi -= 1 }
         guard lo < hi else { return .notANumber }
+        let (value, end) = prefix(p, from: lo, to: hi)
+        guard let value else {
+            let sign = p[lo] == UInt8(ascii: "+") || p[lo] == UInt8(ascii: "-") ? 1 : 0
+            return special(p + lo + sign, hi - lo - sign)
+        }
+        guard end == hi else { return .notANumber }
+        return value.isFinite ? .value(value) : .nonFinite
+    }
+
+    /// The number that starts at `p[i]` and where it ends: the first byte of `p[i..<hi]` that
+    /// cannot continue it. `nil` when no number starts there (no digit, or an exponent without
+    /// digits). An overflow is infinite, for the caller to refuse.
+    ///
+    /// This is the inner loop of every text reader, so it works on a bare pointer: one pass, no
+    /// copy except the rare `strtod` fallback's.
+    @inline(__always)
+    static func prefix(_ p: UnsafePointer<UInt8>, from lo: Int, to hi: Int) -> (Double?, end: Int) {
         var i = lo
         var negative = false
-        if p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-") {
+        if i < hi && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
             negative = p[i] == UInt8(ascii: "-")
             i += 1
         }
@@ -617,7 +679,7 @@ enum DecimalParser {
         var significant = 0        // digits in `mantissa` from the first non-zero one
         var truncated = false      // a non-zero digit did not fit in `mantissa`
         var exponent = 0
-        var digits = 0
+        let digitsStart = i
         var fraction = false
         while i < hi {
             let b = p[i]
@@ -631,7 +693,6 @@ enum DecimalParser {
                     if !fraction { exponent += 1 }
                     if d != 0 { truncated = true }
                 }
-                digits += 1
             } else if b == UInt8(ascii: ".") && !fraction {
                 fraction = true
             } else {
@@ -639,38 +700,45 @@ enum DecimalParser {
             }
             i += 1
         }
-        guard digits > 0 else { return special(p + i, hi - i) }
-        if i < hi && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+        guard i - digitsStart > (fraction ? 1 : 0) else { return (nil, i) }   // no digit ("", ".", "-")
+        if i < hi && (p[i] | 0x20) == UInt8(ascii: "e") {
             i += 1
             var exponentNegative = false
             if i < hi && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
                 exponentNegative = p[i] == UInt8(ascii: "-")
                 i += 1
             }
-            var e = 0, exponentDigits = 0
+            var e = 0
+            let exponentStart = i
             while i < hi, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
                 if e < 100_000 { e = e * 10 + Int(d) }
-                exponentDigits += 1
                 i += 1
             }
-            guard exponentDigits > 0 else { return .notANumber }
+            guard i > exponentStart else { return (nil, i) }
             exponent += exponentNegative ? -e : e
         }
-        guard i == hi else { return .notANumber }
-        if mantissa == 0 { return .value(negative ? -0.0 : 0.0) }
+        if mantissa == 0 { return (negative ? -0.0 : 0.0, i) }
         if !truncated && mantissa <= 1 << 53 && exponent >= -22 && exponent <= 22 {
+            // Clinger's fast path: both operands exact, so the one operation rounds correctly.
             var v = Double(mantissa)
-            v = exponent < 0 ? v / powersOfTen[-exponent] : v * powersOfTen[exponent]
-            return .value(negative ? -v : v)
+            v = exponent < 0 ? v / powerOfTen(-exponent) : v * powerOfTen(exponent)
+            return (negative ? -v : v, i)
         }
         // The slow path: correctly rounded by the C library (its grammar includes ours).
-        let v = withUnsafeTemporaryAllocation(of: CChar.self, capacity: hi - lo + 1) { tmp -> Double in
+        let end = i
+        let v = withUnsafeTemporaryAllocation(of: CChar.self, capacity: end - lo + 1) { tmp -> Double in
             guard let t = tmp.baseAddress else { return .nan }
-            UnsafeMutableRawPointer(t).copyMemory(from: p + lo, byteCount: hi - lo)
-            t[hi - lo] = 0
+            UnsafeMutableRawPointer(t).copyMemory(from: p + lo, byteCount: end - lo)
+            t[end - lo] = 0
             return strtod(t, nil)
         }
-        return v.isFinite ? .value(v) : .nonFinite
+        return (v, end)
+    }
+
+    /// 10^k for 0 ≤ k ≤ 22, the powers a double holds exactly.
+    @inline(__always)
+    private static func powerOfTen(_ k: Int) -> Double {
+        powersOfTen.withUnsafeBufferPointer { $0[k] }
     }
 
     @inline(__always)
