@@ -41,6 +41,9 @@ def write_file(path, rows, columns, seed):
             np.savetxt(f, np.column_stack([x, y]), fmt="%.10g", delimiter=",")
 
 
+OURS, PANDAS, NUMPY = "shardwise load-bench", 'pandas.read_csv(engine="c")', "numpy.loadtxt"
+
+
 def ours(binary, path):
     out = subprocess.run([binary, "load-bench", "--data", path], check=True, capture_output=True, text=True).stdout
     m = re.search(r"seconds (\S+) MB/s \S+ rows (\d+) features (\d+)", out)
@@ -83,12 +86,12 @@ def main():
         sys.exit(f"shapes differ: ours {shape}, pandas {frame.shape}")
     del frame
 
-    times = {"shardwise load-bench": [], 'pandas.read_csv(engine="c")': [], "numpy.loadtxt": []}
+    times = {OURS: [], PANDAS: [], NUMPY: []}
     for r in range(args.rounds):
-        times["shardwise load-bench"].append(ours(args.binary, path)[0])
-        times['pandas.read_csv(engine="c")'].append(timed(lambda: pd.read_csv(path, engine="c"))[0])
+        times[OURS].append(ours(args.binary, path)[0])
+        times[PANDAS].append(timed(lambda: pd.read_csv(path, engine="c"))[0])
         if not args.no_numpy:
-            times["numpy.loadtxt"].append(timed(lambda: np.loadtxt(path, delimiter=",", skiprows=1))[0])
+            times[NUMPY].append(timed(lambda: np.loadtxt(path, delimiter=",", skiprows=1))[0])
         print(f"  round {r + 1}: " + ", ".join(f"{k.split('(')[0]} {v[-1]:.3f} s" for k, v in times.items() if v), flush=True)
 
     print(f"\n{'reader':<30} {'median s':>9} {'MB/s':>8}   (all rounds, s)")
@@ -98,10 +101,9 @@ def main():
             continue
         medians[name] = statistics.median(ts)
         print(f"{name:<30} {medians[name]:>9.3f} {megabytes / medians[name]:>8.0f}   " + " ".join(f"{t:.3f}" for t in ts))
-    ratio = medians['pandas.read_csv(engine="c")'] / medians["shardwise load-bench"]
-    met = ratio >= 1
-    print(f"\nbar: ours ≥ pandas (MB/s): ours {megabytes / medians['shardwise load-bench']:.0f}, pandas "
-          f"{megabytes / medians['pandas.read_csv(engine=\"c\")']:.0f} ({ratio:.2f}×) — {'MET' if met else 'NOT MET'}")
+    ratio = medians[PANDAS] / medians[OURS]
+    print(f"\nbar: ours ≥ pandas (MB/s): ours {megabytes / medians[OURS]:.0f}, pandas {megabytes / medians[PANDAS]:.0f}"
+          f" ({ratio:.2f}×) — {'MET' if ratio >= 1 else 'NOT MET'}")
     if tmp:
         tmp.cleanup()
 

@@ -4,7 +4,7 @@ import Shardwise
 
 /// Times the load of one data file alone (`make bench-csv` compares it with pandas): the seconds
 /// `DataLoader.load` takes, and the file's size over them.
-struct LoadBenchCommand: AsyncParsableCommand {
+struct LoadBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load-bench",
         abstract: "Time loading a data file (for Benchmarks/scripts/csv.py).",
@@ -17,7 +17,7 @@ struct LoadBenchCommand: AsyncParsableCommand {
     @Option(help: "Format of --data; by default from its extension.")
     var format: DataFormat?
 
-    func run() async throws {
+    func run() throws {
         let bytes = try FileManager.default.attributesOfItem(atPath: data)[.size] as? Int ?? 0
         let clock = ContinuousClock()
         let start = clock.now

@@ -73,7 +73,7 @@ public enum CSVReader {
         var firstIsHeader = false
         var columnCount = 0
         var delimiterByte = UInt8(ascii: ",")
-        var xs: [Double] = []
+        var xs = MatrixBuilder()
         var ys: [Double] = []
         var lines: [Int] = []
         var targetColumn = 0
@@ -126,16 +126,20 @@ public enum CSVReader {
                 }
             }
             if ys.isEmpty {
-                // Now the shape is known: reserve what the rest of the file needs if its records
-                // are as long as this one (reserved pages that are never written cost nothing).
+                // Now the shape is known. X starts with room for about a chunk of records like this
+                // one, and is then sized from the bytes per row seen so far.
+                xs = MatrixBuilder(columns: columnCount - 1, rows: (1 << 20) / (record.count + 1) + 1024)
+                // (Reserved array pages that are never written cost nothing.)
                 let rows = (source.knownSize ?? 0) / (record.count + 1) + 1024
-                xs.reserveCapacity(rows * (columnCount - 1))
                 ys.reserveCapacity(rows)
                 lines.reserveCapacity(rows)
             }
-            xs.append(contentsOf: UnsafeBufferPointer(rebasing: row[..<targetColumn]))
+            if xs.isFull {
+                let projected = Double(xs.rows) * Double(source.knownSize ?? 0) / Double(max(records.offset, 1))
+                xs.grow(to: max(xs.rows + xs.rows / 2, Int(projected * 1.02) + 1024))
+            }
+            xs.append(UnsafeBufferPointer(row), skipping: targetColumn)
             ys.append(row[targetColumn])
-            xs.append(contentsOf: UnsafeBufferPointer(rebasing: row[(targetColumn + 1)...]))
             lines.append(line)
         }
 
@@ -147,12 +151,9 @@ public enum CSVReader {
             throw DataError.malformed(file: name, location: "line \(firstRecordLine)",
                                       message: "no data rows after the header; expected rows of numbers")
         }
-        let d = columnCount - 1
-        var x = Matrix<Double>(rows: ys.count, columns: d)
-        x.withUnsafeMutableBufferPointer { out in _ = out.update(fromContentsOf: xs) }
         var featureNames = names
         featureNames?.remove(at: targetColumn)
-        return Dataset(x: x, y: ys, featureNames: featureNames, source: name, rowLines: lines)
+        return Dataset(x: xs.matrix(), y: ys, featureNames: featureNames, source: name, rowLines: lines)
     }
 
     /// Reads a record of `row.count` plain numbers (no quotes) into `row`: false when it is anything
@@ -295,6 +296,45 @@ public enum CSVReader {
             }
             if i < n { i += 1 } else { break }   // past the delimiter: another field follows
         }
+    }
+}
+
+/// X built row by row in the storage it ends in: reserved for an estimated row count, grown (one
+/// copy) when the estimate falls short, and handed to the `Matrix` as it is, unless much of it is
+/// unused.
+struct MatrixBuilder {
+    private var storage = AlignedStorage<Double>(count: 0)
+    private let columns: Int
+    private(set) var rows = 0
+
+    init(columns: Int = 0, rows capacity: Int = 0) {
+        self.columns = columns
+        storage = AlignedStorage(count: capacity * columns)
+    }
+
+    var isFull: Bool { (rows + 1) * columns > storage.count }
+
+    mutating func grow(to capacity: Int) {
+        let bigger = AlignedStorage<Double>(count: max(capacity, rows + 1) * columns)
+        bigger.base.update(from: storage.base, count: rows * columns)
+        storage = bigger
+    }
+
+    /// Appends `row` without its element `skipped` (the target). The caller checks `isFull` first.
+    @inline(__always)
+    mutating func append(_ row: UnsafeBufferPointer<Double>, skipping skipped: Int) {
+        guard let from = row.baseAddress else { return }
+        let to = storage.base + rows * columns
+        to.update(from: from, count: skipped)
+        (to + skipped).update(from: from + skipped + 1, count: row.count - skipped - 1)
+        rows += 1
+    }
+
+    func matrix() -> Matrix<Double> {
+        if storage.count <= rows * columns + rows * columns / 4 + 4096 {
+            return Matrix(rows: rows, columns: columns, storage: storage)
+        }
+        return Matrix(rows: rows, columns: columns, elements: UnsafeBufferPointer(start: storage.base, count: rows * columns))
     }
 }
 
@@ -467,6 +507,8 @@ final class RecordSplitter<Source: ChunkSource> {
     private let name: String
     private let maxRecordBytes: Int
     private(set) var bytesRead = 0
+    /// Where the next record starts in the stream: the bytes handed out so far.
+    var offset: Int { bytesRead - (filled - start) }
     private let quoting: Bool
     /// The field delimiter, for quote tracking; until it is known, `,`, tab and `;` all count.
     var delimiter: UInt8?
@@ -675,32 +717,28 @@ enum DecimalParser {
             negative = p[i] == UInt8(ascii: "-")
             i += 1
         }
+        // Every digit goes into `mantissa`; past 19 of them it may have wrapped, which the
+        // significant-digit count below catches before the value is used.
         var mantissa: UInt64 = 0
-        var significant = 0        // digits in `mantissa` from the first non-zero one
-        var truncated = false      // a non-zero digit did not fit in `mantissa`
-        var exponent = 0
         let digitsStart = i
-        var fraction = false
-        while i < hi {
-            let b = p[i]
-            let d = b &- UInt8(ascii: "0")
-            if d < 10 {
-                if significant < 19 {
-                    mantissa = mantissa &* 10 &+ UInt64(d)
-                    if mantissa != 0 { significant += 1 }
-                    if fraction { exponent -= 1 }
-                } else {
-                    if !fraction { exponent += 1 }
-                    if d != 0 { truncated = true }
-                }
-            } else if b == UInt8(ascii: ".") && !fraction {
-                fraction = true
-            } else {
-                break
-            }
+        while i < hi, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
+            mantissa = mantissa &* 10 &+ UInt64(d)
             i += 1
         }
-        guard i - digitsStart > (fraction ? 1 : 0) else { return (nil, i) }   // no digit ("", ".", "-")
+        var digits = i - digitsStart
+        var exponent = 0
+        if i < hi && p[i] == UInt8(ascii: ".") {
+            i += 1
+            let fractionStart = i
+            while i < hi, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
+                mantissa = mantissa &* 10 &+ UInt64(d)
+                i += 1
+            }
+            exponent = fractionStart - i
+            digits += i - fractionStart
+        }
+        guard digits > 0 else { return (nil, i) }   // no digit: "", ".", "-", "e5"
+        let digitsEnd = i
         if i < hi && (p[i] | 0x20) == UInt8(ascii: "e") {
             i += 1
             var exponentNegative = false
@@ -717,22 +755,32 @@ enum DecimalParser {
             guard i > exponentStart else { return (nil, i) }
             exponent += exponentNegative ? -e : e
         }
+        if digits > 19 {
+            // Leading zeros (and the point) are not significant; more than 19 digits that are go to strtod.
+            var k = digitsStart
+            while k < digitsEnd && (p[k] == UInt8(ascii: "0") || p[k] == UInt8(ascii: ".")) { k += 1 }
+            var significant = 0
+            for j in k..<digitsEnd where p[j] != UInt8(ascii: ".") { significant += 1 }
+            if significant > 19 { return (viaStrtod(p, from: lo, to: i), i) }
+        }
         if mantissa == 0 { return (negative ? -0.0 : 0.0, i) }
-        if !truncated && mantissa <= 1 << 53 && exponent >= -22 && exponent <= 22 {
+        if mantissa <= 1 << 53 && exponent >= -22 && exponent <= 22 {
             // Clinger's fast path: both operands exact, so the one operation rounds correctly.
             var v = Double(mantissa)
             v = exponent < 0 ? v / powerOfTen(-exponent) : v * powerOfTen(exponent)
             return (negative ? -v : v, i)
         }
-        // The slow path: correctly rounded by the C library (its grammar includes ours).
-        let end = i
-        let v = withUnsafeTemporaryAllocation(of: CChar.self, capacity: end - lo + 1) { tmp -> Double in
+        return (viaStrtod(p, from: lo, to: i), i)
+    }
+
+    /// The slow path: correctly rounded by the C library (its grammar includes ours).
+    private static func viaStrtod(_ p: UnsafePointer<UInt8>, from lo: Int, to end: Int) -> Double {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: end - lo + 1) { tmp -> Double in
             guard let t = tmp.baseAddress else { return .nan }
             UnsafeMutableRawPointer(t).copyMemory(from: p + lo, byteCount: end - lo)
             t[end - lo] = 0
             return strtod(t, nil)
         }
-        return (v, end)
     }
 
     /// 10^k for 0 ≤ k ≤ 22, the powers a double holds exactly.
