@@ -24,6 +24,9 @@ import Darwin
 /// `houses.csv:line 3, column 2: 'abc' is not a number`.
 ///
 /// The file is read in chunks and parsed as bytes, so memory stays near the size of the result.
+/// A record of plain numbers, the common case, is parsed in one pass straight into X; any other
+/// record (the header, quotes, a blank line, an error) is read again by the general path
+/// (`splitFields`, then each field), which also names what is wrong.
 public enum CSVReader {
     /// Reads a delimited text file.
     ///
