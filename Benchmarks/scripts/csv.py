@@ -13,6 +13,10 @@ pandas (and numpy) are pip-installed here when missing (never in `make test`).
 """
 import argparse, os, re, statistics, subprocess, sys, tempfile, time
 
+# This file is named csv.py, which would shadow the standard library's csv (pandas imports it):
+# its own directory leaves the module path.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 
 def ensure(module, package):
     try:
