@@ -161,22 +161,20 @@ public enum CSVReader {
 
     /// Reads a record of `row.count` plain numbers (no quotes) into `row`: false when it is anything
     /// else, for the general path to handle or to name the error. One pass over the bytes, with the
-    /// grammar of `splitFields` followed by `DecimalParser.parse` (spaces, tabs and CRs around a
-    /// number, unless one of them is the delimiter).
+    /// grammar of `splitFields` followed by `DecimalParser.parse`.
     @inline(__always)
     static func parseNumbers(_ rec: UnsafeBufferPointer<UInt8>, delimiter: UInt8,
                              into row: UnsafeMutableBufferPointer<Double>) -> Bool {
         guard let p = rec.baseAddress, let out = row.baseAddress else { return false }
         let n = rec.count
-        @inline(__always) func isPad(_ b: UInt8) -> Bool { (b == 0x20 || b == 0x09 || b == 0x0D) && b != delimiter }
         var i = 0
         for c in 0..<row.count {
-            while i < n && isPad(p[i]) { i += 1 }
+            while i < n && isPad(p[i], delimiter) { i += 1 }
             let (value, end) = DecimalParser.prefix(p, from: i, to: n)
             guard let value, value.isFinite else { return false }
             out[c] = value
             i = end
-            while i < n && isPad(p[i]) { i += 1 }
+            while i < n && isPad(p[i], delimiter) { i += 1 }
             if c + 1 < row.count {
                 guard i < n && p[i] == delimiter else { return false }
                 i += 1
@@ -252,6 +250,12 @@ public enum CSVReader {
         record.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 
+    /// Space, tab and CR around a field are padding, unless one of them is the delimiter.
+    @inline(__always)
+    static func isPad(_ b: UInt8, _ delimiter: UInt8) -> Bool {
+        (b == 0x20 || b == 0x09 || b == 0x0D) && b != delimiter
+    }
+
     /// Splits one record into field spans. Unquoted fields are trimmed of spaces and tabs; a quoted
     /// field ends at its closing quote, after which only spaces may come before the delimiter.
     static func splitFields(
@@ -260,7 +264,7 @@ public enum CSVReader {
         fields.removeAll(keepingCapacity: true)
         let n = rec.count
         let quote = UInt8(ascii: "\"")
-        func isPad(_ b: UInt8) -> Bool { (b == 0x20 || b == 0x09 || b == 0x0D) && b != delimiter }
+        func isPad(_ b: UInt8) -> Bool { Self.isPad(b, delimiter) }
         var i = 0
         while true {
             while i < n && isPad(rec[i]) { i += 1 }
