@@ -8,10 +8,11 @@ in alternating rounds (ours, pandas, numpy, ours, …), medians:
 * `pandas.read_csv(path, engine="c")`, one core;
 * `numpy.loadtxt(path, delimiter=",", skiprows=1)`, for context.
 
-All read the file from the page cache (a first untimed pass warms it). The bar: ours ≥ pandas in MB/s.
+All read the file from the page cache (a first untimed pass warms it). The bar: ours ≥ pandas in MB/s
+(median wall seconds); the CPU seconds beside them tell a busy machine's waiting apart.
 pandas (and numpy) are pip-installed here when missing (never in `make test`).
 """
-import argparse, os, re, statistics, subprocess, sys, tempfile, time
+import argparse, os, re, resource, statistics, subprocess, sys, tempfile, time
 
 # This file is named csv.py, which would shadow the standard library's csv (pandas imports it):
 # its own directory leaves the module path.
@@ -48,18 +49,27 @@ def write_file(path, rows, columns, seed):
 OURS, PANDAS, NUMPY = "shardwise load-bench", 'pandas.read_csv(engine="c")', "numpy.loadtxt"
 
 
+def cpu_seconds(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def ours(binary, path):
+    """(load seconds as the binary reports them, CPU seconds of the whole process), shape."""
+    before = cpu_seconds(resource.RUSAGE_CHILDREN)
     out = subprocess.run([binary, "load-bench", "--data", path], check=True, capture_output=True, text=True).stdout
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - before
     m = re.search(r"seconds (\S+) MB/s \S+ rows (\d+) features (\d+)", out)
     if not m:
         sys.exit(f"unexpected output from load-bench: {out!r}")
-    return float(m.group(1)), (int(m.group(2)), int(m.group(3)) + 1)
+    return (float(m.group(1)), cpu), (int(m.group(2)), int(m.group(3)) + 1)
 
 
 def timed(f):
-    start = time.perf_counter()
-    result = f()
-    return time.perf_counter() - start, result
+    """(wall seconds, CPU seconds) of f() in this process."""
+    cpu, start = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
+    f()
+    return time.perf_counter() - start, cpu_seconds(resource.RUSAGE_SELF) - cpu
 
 
 def main():
@@ -81,7 +91,8 @@ def main():
         print(f"writing {args.rows} × {args.columns} to {path} …", flush=True)
         write_file(path, args.rows, args.columns, seed=1)
     megabytes = os.path.getsize(path) / 1e6
-    print(f"{path}: {megabytes:.1f} MB, {args.rows} × {args.columns}, one core each, {args.rounds} alternating rounds")
+    print(f"{path}: {megabytes:.1f} MB, {args.rows} × {args.columns}, one core each, {args.rounds} alternating rounds"
+          f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
     # Warm the page cache, and check both read the same shape.
     _, shape = ours(args.binary, path)
@@ -93,18 +104,22 @@ def main():
     times = {OURS: [], PANDAS: [], NUMPY: []}
     for r in range(args.rounds):
         times[OURS].append(ours(args.binary, path)[0])
-        times[PANDAS].append(timed(lambda: pd.read_csv(path, engine="c"))[0])
+        times[PANDAS].append(timed(lambda: pd.read_csv(path, engine="c")))
         if not args.no_numpy:
-            times[NUMPY].append(timed(lambda: np.loadtxt(path, delimiter=",", skiprows=1))[0])
-        print(f"  round {r + 1}: " + ", ".join(f"{k.split('(')[0]} {v[-1]:.3f} s" for k, v in times.items() if v), flush=True)
+            times[NUMPY].append(timed(lambda: np.loadtxt(path, delimiter=",", skiprows=1)))
+        print(f"  round {r + 1}: " + ", ".join(f"{k.split('(')[0]} {v[-1][0]:.3f} s" for k, v in times.items() if v), flush=True)
 
-    print(f"\n{'reader':<30} {'median s':>9} {'MB/s':>8}   (all rounds, s)")
+    # CPU seconds beside wall seconds: on a shared machine the wall clock also counts waiting for a
+    # core. Ours is the whole process's (start-up included), so it overstates the load's.
+    print(f"\n{'reader':<30} {'median s':>9} {'MB/s':>8} {'cpu s':>7}   (all rounds, s)")
     medians = {}
     for name, ts in times.items():
         if not ts:
             continue
-        medians[name] = statistics.median(ts)
-        print(f"{name:<30} {medians[name]:>9.3f} {megabytes / medians[name]:>8.0f}   " + " ".join(f"{t:.3f}" for t in ts))
+        medians[name] = statistics.median(t for t, _ in ts)
+        cpu = statistics.median(c for _, c in ts)
+        print(f"{name:<30} {medians[name]:>9.3f} {megabytes / medians[name]:>8.0f} {cpu:>7.3f}   "
+              + " ".join(f"{t:.3f}" for t, _ in ts))
     ratio = medians[PANDAS] / medians[OURS]
     print(f"\nbar: ours ≥ pandas (MB/s): ours {megabytes / medians[OURS]:.0f}, pandas {megabytes / medians[PANDAS]:.0f}"
           f" ({ratio:.2f}×) — {'MET' if ratio >= 1 else 'NOT MET'}")
