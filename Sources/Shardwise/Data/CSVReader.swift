@@ -710,7 +710,7 @@ enum DecimalParser {
         return value.isFinite ? .value(value) : .nonFinite
     }
 
-    /// The number that starts at `p[i]` and where it ends: the first byte of `p[i..<hi]` that
+    /// The number that starts at `p[lo]` and where it ends: the first byte of `p[lo..<hi]` that
     /// cannot continue it. `nil` when no number starts there (no digit, or an exponent without
     /// digits). An overflow is infinite, for the caller to refuse.
     ///
