@@ -737,6 +737,10 @@ enum DecimalParser {
         if i < hi && p[i] == UInt8(ascii: ".") {
             i += 1
             let fractionStart = i
+            while i + 8 <= hi, let eight = eightDigits(p + i) {
+                mantissa = mantissa &* 100_000_000 &+ eight
+                i += 8
+            }
             while i < hi, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
                 mantissa = mantissa &* 10 &+ UInt64(d)
                 i += 1
@@ -778,6 +782,18 @@ enum DecimalParser {
             return (negative ? -v : v, i)
         }
         return (viaStrtod(p, from: lo, to: i), i)
+    }
+
+    /// Eight ASCII digits as their value (SWAR, as in Lemire's fast_float), or nil when one of the
+    /// eight bytes is not a digit: a fraction such as `%.10g` prints takes one step, not eight.
+    @inline(__always)
+    private static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        var v = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        guard ((v &+ 0x4646_4646_4646_4646) | (v &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080 == 0 else { return nil }
+        v &-= 0x3030_3030_3030_3030
+        v = v &* 10 &+ (v >> 8)   // each pair of bytes: ten times the first digit plus the second
+        let pairs: UInt64 = 0x0000_00FF_0000_00FF
+        return ((v & pairs) &* (100 + (1_000_000 << 32)) &+ ((v >> 16) & pairs) &* (1 + (10_000 << 32))) >> 32
     }
 
     /// The slow path: correctly rounded by the C library (its grammar includes ours).
