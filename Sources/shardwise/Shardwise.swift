@@ -13,7 +13,7 @@ struct ShardwiseCommand: AsyncParsableCommand {
         subcommands: [
             TrainCommand.self, SolveCommand.self, DemoCommand.self,
             SimulateCommand.self, CompareCommand.self, NodeCommand.self, LaunchCommand.self,
-            MPIToolsCommand.self, SparseBenchCommand.self,
+            MPIToolsCommand.self, SparseBenchCommand.self, LoadBenchCommand.self,
         ]
     )
 }

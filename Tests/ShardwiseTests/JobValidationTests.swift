@@ -249,6 +249,23 @@ struct JobValidationTests {
         }
     }
 
+    @Test("the first NaN or ∞ is found in float32 and float64 alike, the target before X")
+    func nonFiniteInEitherPrecision() {
+        func check<S: BLASScalar>(_: S.Type) {
+            var x = Matrix<S>(rows: 3, columns: 2)
+            #expect(throws: Never.self) { try Dataset(x: x, y: [1, 2, 3], source: "mem").checkFinite() }
+            x[2, 0] = .infinity
+            #expect(throws: DataError.nonFinite(file: "mem", location: "row 2 (0-based), column 'a' (inf in \(S.precisionName))")) {
+                try Dataset(x: x, y: [1, 2, 3], featureNames: ["a", "b"], source: "mem").checkFinite()
+            }
+            #expect(throws: DataError.nonFinite(file: "mem", location: "row 1 (0-based), the target (nan in \(S.precisionName))")) {
+                try Dataset(x: x, y: [1, .nan, 3], source: "mem").checkFinite()
+            }
+        }
+        check(Double.self)
+        check(Float.self)
+    }
+
     @Test("values whose squares overflow are blamed on the data, not on the step")
     func overflowingData() {
         let x = Matrix<Float>(rows: 2, columns: 1, elements: [1e20, 2e20])

@@ -24,6 +24,9 @@ import Darwin
 /// `houses.csv:line 3, column 2: 'abc' is not a number`.
 ///
 /// The file is read in chunks and parsed as bytes, so memory stays near the size of the result.
+/// A record of plain numbers, the common case, is parsed in one pass straight into X; any other
+/// record (the header, quotes, a blank line, an error) is read again by the general path
+/// (`splitFields`, then each field), which also names what is wrong.
 public enum CSVReader {
     /// Reads a delimited text file.
     ///
@@ -66,67 +69,81 @@ public enum CSVReader {
         let records = RecordSplitter(source: source, name: name, quoting: true, delimiter: fixedDelimiter,
                                      chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
         var fields: [FieldSpan] = []
-        fields.reserveCapacity(64)
 
         // The first non-blank record: delimiter, header, column count, target column.
         var first: (line: Int, fields: [String])?
         var firstRecordLine = 0
         var firstIsHeader = false
         var columnCount = 0
-        var xs: [Double] = []
+        var delimiterByte = UInt8(ascii: ",")
+        var xs = MatrixBuilder()
         var ys: [Double] = []
         var lines: [Int] = []
         var targetColumn = 0
         var names: [String]?
+        // One record's numbers, before they go to X and y.
+        var row = UnsafeMutableBufferPointer<Double>(start: nil, count: 0)
+        defer { row.deallocate() }
 
         while let (record, line) = try records.next() {
-            if isBlank(record) { continue }
-            var bytes = record
-            if first == nil, line == 1, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
-                bytes = UnsafeBufferPointer(rebasing: bytes[3...])   // UTF-8 byte-order mark
-            }
-            if first == nil {
-                let delimiterByte = fixedDelimiter ?? detectDelimiter(bytes)
-                records.delimiter = delimiterByte
-                try splitFields(bytes, delimiter: delimiterByte, into: &fields, file: name, line: line)
-                let texts = fields.map { $0.string(in: bytes) }
-                first = (line, texts)
-                firstRecordLine = line
-                columnCount = fields.count
-                guard columnCount >= 2 else {
-                    throw DataError.malformed(
-                        file: name, location: "line \(line)",
-                        message: "expected at least 2 columns (features and a target), found 1"
-                            + " (delimiter '\(printable(delimiterByte))')")
+            // The common record, plain numbers, in one pass; everything else (the first record,
+            // blank lines, quotes, and every error) takes the general path, which also names the error.
+            if first == nil || !parseNumbers(record, delimiter: delimiterByte, into: row) {
+                if isBlank(record) { continue }
+                var bytes = record
+                if first == nil, line == 1, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+                    bytes = UnsafeBufferPointer(rebasing: bytes[3...])   // UTF-8 byte-order mark
                 }
-                firstIsHeader = header ?? texts.contains { text in
-                    !text.allSatisfy { $0 == " " || $0 == "\t" } && !DecimalParser.isNumberLike(text)
+                if first == nil {
+                    delimiterByte = fixedDelimiter ?? detectDelimiter(bytes)
+                    records.delimiter = delimiterByte
+                    try splitFields(bytes, delimiter: delimiterByte, into: &fields, file: name, line: line)
+                    let texts = fields.map { $0.string(in: bytes) }
+                    first = (line, texts)
+                    firstRecordLine = line
+                    columnCount = fields.count
+                    guard columnCount >= 2 else {
+                        throw DataError.malformed(
+                            file: name, location: "line \(line)",
+                            message: "expected at least 2 columns (features and a target), found 1"
+                                + " (delimiter '\(printable(delimiterByte))')")
+                    }
+                    firstIsHeader = header ?? texts.contains { text in
+                        !text.allSatisfy { $0 == " " || $0 == "\t" } && !DecimalParser.isNumberLike(text)
+                    }
+                    names = firstIsHeader ? texts.map { $0.trimmingSpaces() } : nil
+                    if let names { try refuseDuplicates(names, file: name, line: line) }
+                    targetColumn = try resolveTarget(target, columns: columnCount, names: names, file: name)
+                    row = .allocate(capacity: columnCount)
+                    if firstIsHeader { continue }
+                } else {
+                    try splitFields(bytes, delimiter: delimiterByte, into: &fields, file: name, line: line)
+                    guard fields.count == columnCount else {
+                        throw DataError.malformed(
+                            file: name, location: "line \(line)",
+                            message: "expected \(columnCount) fields, found \(fields.count)")
+                    }
                 }
-                names = firstIsHeader ? texts.map { $0.trimmingSpaces() } : nil
-                if let names { try refuseDuplicates(names, file: name, line: line) }
-                targetColumn = try resolveTarget(target, columns: columnCount, names: names, file: name)
-                if firstIsHeader { continue }
-            } else {
-                try splitFields(bytes, delimiter: records.delimiter ?? UInt8(ascii: ","), into: &fields,
-                                file: name, line: line)
-                guard fields.count == columnCount else {
-                    throw DataError.malformed(
-                        file: name, location: "line \(line)",
-                        message: "expected \(columnCount) fields, found \(fields.count)")
+                for (c, field) in fields.enumerated() {
+                    row[c] = try field.number(in: bytes, file: name, line: line, column: c, names: names)
                 }
             }
-            // A data record: every field a finite number.
-            for (c, field) in fields.enumerated() {
-                let value = try field.number(in: bytes, file: name, line: line, column: c, names: names)
-                if c == targetColumn { ys.append(value) } else { xs.append(value) }
+            if ys.isEmpty {
+                // Now the shape is known. X starts with room for about a chunk of records like this
+                // one, and is then sized from the bytes per row seen so far.
+                xs = MatrixBuilder(columns: columnCount - 1, rows: (1 << 20) / (record.count + 1) + 1024)
+                // (Reserved array pages that are never written cost nothing.)
+                let rows = (source.knownSize ?? 0) / (record.count + 1) + 1024
+                ys.reserveCapacity(rows)
+                lines.reserveCapacity(rows)
             }
+            if xs.isFull {
+                let projected = Double(xs.rows) * Double(source.knownSize ?? 0) / Double(max(records.offset, 1))
+                xs.grow(to: max(xs.rows + xs.rows / 2, Int(projected * 1.02) + 1024))
+            }
+            xs.append(UnsafeBufferPointer(row), skipping: targetColumn)
+            ys.append(row[targetColumn])
             lines.append(line)
-            if ys.count == 1 {
-                // Now the shape is known: reserve roughly what the rest of a typical file needs.
-                xs.reserveCapacity(1024 * (columnCount - 1))
-                ys.reserveCapacity(1024)
-                lines.reserveCapacity(1024)
-            }
         }
 
         guard first != nil else {
@@ -137,12 +154,33 @@ public enum CSVReader {
             throw DataError.malformed(file: name, location: "line \(firstRecordLine)",
                                       message: "no data rows after the header; expected rows of numbers")
         }
-        let d = columnCount - 1
-        var x = Matrix<Double>(rows: ys.count, columns: d)
-        x.withUnsafeMutableBufferPointer { out in _ = out.update(fromContentsOf: xs) }
         var featureNames = names
         featureNames?.remove(at: targetColumn)
-        return Dataset(x: x, y: ys, featureNames: featureNames, source: name, rowLines: lines)
+        return Dataset(x: xs.matrix(), y: ys, featureNames: featureNames, source: name, rowLines: lines)
+    }
+
+    /// Reads a record of `row.count` plain numbers (no quotes) into `row`: false when it is anything
+    /// else, for the general path to handle or to name the error. One pass over the bytes, with the
+    /// grammar of `splitFields` followed by `DecimalParser.parse`.
+    @inline(__always)
+    static func parseNumbers(_ rec: UnsafeBufferPointer<UInt8>, delimiter: UInt8,
+                             into row: UnsafeMutableBufferPointer<Double>) -> Bool {
+        guard let p = rec.baseAddress, let out = row.baseAddress else { return false }
+        let n = rec.count
+        var i = 0
+        for c in 0..<row.count {
+            while i < n && isPad(p[i], delimiter) { i += 1 }
+            let (value, end) = DecimalParser.prefix(p, from: i, to: n)
+            guard let value, value.isFinite else { return false }
+            out[c] = value
+            i = end
+            while i < n && isPad(p[i], delimiter) { i += 1 }
+            if c + 1 < row.count {
+                guard i < n && p[i] == delimiter else { return false }
+                i += 1
+            }
+        }
+        return i == n
     }
 
     /// Two columns of one name make `--target NAME` ambiguous and the report's coefficients
@@ -212,6 +250,12 @@ public enum CSVReader {
         record.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 
+    /// Space, tab and CR around a field are padding, unless one of them is the delimiter.
+    @inline(__always)
+    static func isPad(_ b: UInt8, _ delimiter: UInt8) -> Bool {
+        (b == 0x20 || b == 0x09 || b == 0x0D) && b != delimiter
+    }
+
     /// Splits one record into field spans. Unquoted fields are trimmed of spaces and tabs; a quoted
     /// field ends at its closing quote, after which only spaces may come before the delimiter.
     static func splitFields(
@@ -220,7 +264,7 @@ public enum CSVReader {
         fields.removeAll(keepingCapacity: true)
         let n = rec.count
         let quote = UInt8(ascii: "\"")
-        func isPad(_ b: UInt8) -> Bool { (b == 0x20 || b == 0x09 || b == 0x0D) && b != delimiter }
+        func isPad(_ b: UInt8) -> Bool { Self.isPad(b, delimiter) }
         var i = 0
         while true {
             while i < n && isPad(rec[i]) { i += 1 }
@@ -259,6 +303,45 @@ public enum CSVReader {
             }
             if i < n { i += 1 } else { break }   // past the delimiter: another field follows
         }
+    }
+}
+
+/// X built row by row in the storage it ends in: reserved for an estimated row count, grown (one
+/// copy) when the estimate falls short, and handed to the `Matrix` as it is, unless much of it is
+/// unused.
+struct MatrixBuilder {
+    private var storage = AlignedStorage<Double>(count: 0)
+    private let columns: Int
+    private(set) var rows = 0
+
+    init(columns: Int = 0, rows capacity: Int = 0) {
+        self.columns = columns
+        storage = AlignedStorage(count: capacity * columns)
+    }
+
+    var isFull: Bool { (rows + 1) * columns > storage.count }
+
+    mutating func grow(to capacity: Int) {
+        let bigger = AlignedStorage<Double>(count: max(capacity, rows + 1) * columns)
+        bigger.base.update(from: storage.base, count: rows * columns)
+        storage = bigger
+    }
+
+    /// Appends `row` without its element `skipped` (the target). The caller checks `isFull` first.
+    @inline(__always)
+    mutating func append(_ row: UnsafeBufferPointer<Double>, skipping skipped: Int) {
+        guard let from = row.baseAddress else { return }
+        let to = storage.base + rows * columns
+        to.update(from: from, count: skipped)
+        (to + skipped).update(from: from + skipped + 1, count: row.count - skipped - 1)
+        rows += 1
+    }
+
+    func matrix() -> Matrix<Double> {
+        if storage.count <= rows * columns + rows * columns / 4 + 4096 {
+            return Matrix(rows: rows, columns: columns, storage: storage)
+        }
+        return Matrix(rows: rows, columns: columns, elements: UnsafeBufferPointer(start: storage.base, count: rows * columns))
     }
 }
 
@@ -431,6 +514,8 @@ final class RecordSplitter<Source: ChunkSource> {
     private let name: String
     private let maxRecordBytes: Int
     private(set) var bytesRead = 0
+    /// Where the next record starts in the stream: the bytes handed out so far.
+    var offset: Int { bytesRead - (filled - start) }
     private let quoting: Bool
     /// The field delimiter, for quote tracking; until it is known, `,`, tab and `;` all count.
     var delimiter: UInt8?
@@ -535,6 +620,15 @@ final class RecordSplitter<Source: ChunkSource> {
             return nil
         }
         let quote = UInt8(ascii: "\"")
+        // Outside quotes, a line without a quote ends at its newline whatever else it holds: two
+        // memchr calls instead of a byte at a time through the state machine below.
+        if state != 2, scan < filled, let hit = memchr(buffer + scan, Int32(newline), filled - scan) {
+            let end = buffer.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if memchr(buffer + scan, Int32(quote), end - scan) == nil {
+                scan = end
+                return end
+            }
+        }
         while scan < filled {
             let b = buffer[scan]
             if b == newline {
@@ -607,70 +701,115 @@ enum DecimalParser {
         while lo < hi && isSpace(p[lo]) { lo += 1 }
         while hi > lo && isSpace(p[hi - 1]) { hi -= 1 }
         guard lo < hi else { return .notANumber }
+        let (value, end) = prefix(p, from: lo, to: hi)
+        guard let value else {
+            let sign = p[lo] == UInt8(ascii: "+") || p[lo] == UInt8(ascii: "-") ? 1 : 0
+            return special(p + lo + sign, hi - lo - sign)
+        }
+        guard end == hi else { return .notANumber }
+        return value.isFinite ? .value(value) : .nonFinite
+    }
+
+    /// The number that starts at `p[lo]` and where it ends: the first byte of `p[lo..<hi]` that
+    /// cannot continue it. `nil` when no number starts there (no digit, or an exponent without
+    /// digits). An overflow is infinite, for the caller to refuse.
+    ///
+    /// This is the inner loop of every text reader, so it works on a bare pointer: one pass, no
+    /// copy except the rare `strtod` fallback's.
+    @inline(__always)
+    static func prefix(_ p: UnsafePointer<UInt8>, from lo: Int, to hi: Int) -> (Double?, end: Int) {
         var i = lo
         var negative = false
-        if p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-") {
+        if i < hi && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
             negative = p[i] == UInt8(ascii: "-")
             i += 1
         }
+        // Every digit goes into `mantissa`; past 19 of them it may have wrapped, which the
+        // significant-digit count below catches before the value is used.
         var mantissa: UInt64 = 0
-        var significant = 0        // digits in `mantissa` from the first non-zero one
-        var truncated = false      // a non-zero digit did not fit in `mantissa`
-        var exponent = 0
-        var digits = 0
-        var fraction = false
-        while i < hi {
-            let b = p[i]
-            let d = b &- UInt8(ascii: "0")
-            if d < 10 {
-                if significant < 19 {
-                    mantissa = mantissa &* 10 &+ UInt64(d)
-                    if mantissa != 0 { significant += 1 }
-                    if fraction { exponent -= 1 }
-                } else {
-                    if !fraction { exponent += 1 }
-                    if d != 0 { truncated = true }
-                }
-                digits += 1
-            } else if b == UInt8(ascii: ".") && !fraction {
-                fraction = true
-            } else {
-                break
-            }
+        let digitsStart = i
+        while i < hi, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
+            mantissa = mantissa &* 10 &+ UInt64(d)
             i += 1
         }
-        guard digits > 0 else { return special(p + i, hi - i) }
-        if i < hi && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+        var digits = i - digitsStart
+        var exponent = 0
+        if i < hi && p[i] == UInt8(ascii: ".") {
+            i += 1
+            let fractionStart = i
+            while i + 8 <= hi, let eight = eightDigits(p + i) {
+                mantissa = mantissa &* 100_000_000 &+ eight
+                i += 8
+            }
+            while i < hi, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
+                mantissa = mantissa &* 10 &+ UInt64(d)
+                i += 1
+            }
+            exponent = fractionStart - i
+            digits += i - fractionStart
+        }
+        guard digits > 0 else { return (nil, i) }   // no digit: "", ".", "-", "e5"
+        let digitsEnd = i
+        if i < hi && (p[i] | 0x20) == UInt8(ascii: "e") {
             i += 1
             var exponentNegative = false
             if i < hi && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) {
                 exponentNegative = p[i] == UInt8(ascii: "-")
                 i += 1
             }
-            var e = 0, exponentDigits = 0
+            var e = 0
+            let exponentStart = i
             while i < hi, case let d = p[i] &- UInt8(ascii: "0"), d < 10 {
                 if e < 100_000 { e = e * 10 + Int(d) }
-                exponentDigits += 1
                 i += 1
             }
-            guard exponentDigits > 0 else { return .notANumber }
+            guard i > exponentStart else { return (nil, i) }
             exponent += exponentNegative ? -e : e
         }
-        guard i == hi else { return .notANumber }
-        if mantissa == 0 { return .value(negative ? -0.0 : 0.0) }
-        if !truncated && mantissa <= 1 << 53 && exponent >= -22 && exponent <= 22 {
-            var v = Double(mantissa)
-            v = exponent < 0 ? v / powersOfTen[-exponent] : v * powersOfTen[exponent]
-            return .value(negative ? -v : v)
+        if digits > 19 {
+            // Leading zeros (and the point) are not significant; more than 19 digits that are go to strtod.
+            var k = digitsStart
+            while k < digitsEnd && (p[k] == UInt8(ascii: "0") || p[k] == UInt8(ascii: ".")) { k += 1 }
+            var significant = 0
+            for j in k..<digitsEnd where p[j] != UInt8(ascii: ".") { significant += 1 }
+            if significant > 19 { return (viaStrtod(p, from: lo, to: i), i) }
         }
-        // The slow path: correctly rounded by the C library (its grammar includes ours).
-        let v = withUnsafeTemporaryAllocation(of: CChar.self, capacity: hi - lo + 1) { tmp -> Double in
+        if mantissa == 0 { return (negative ? -0.0 : 0.0, i) }
+        if mantissa <= 1 << 53 && exponent >= -22 && exponent <= 22 {
+            // Clinger's fast path: both operands exact, so the one operation rounds correctly.
+            var v = Double(mantissa)
+            v = exponent < 0 ? v / powerOfTen(-exponent) : v * powerOfTen(exponent)
+            return (negative ? -v : v, i)
+        }
+        return (viaStrtod(p, from: lo, to: i), i)
+    }
+
+    /// Eight ASCII digits as their value (SWAR, as in Lemire's fast_float), or nil when one of the
+    /// eight bytes is not a digit: a fraction such as `%.10g` prints takes one step, not eight.
+    @inline(__always)
+    private static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        var v = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        guard ((v &+ 0x4646_4646_4646_4646) | (v &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080 == 0 else { return nil }
+        v &-= 0x3030_3030_3030_3030
+        v = v &* 10 &+ (v >> 8)   // each pair of bytes: ten times the first digit plus the second
+        let pairs: UInt64 = 0x0000_00FF_0000_00FF
+        return ((v & pairs) &* (100 + (1_000_000 << 32)) &+ ((v >> 16) & pairs) &* (1 + (10_000 << 32))) >> 32
+    }
+
+    /// The slow path: correctly rounded by the C library (its grammar includes ours).
+    private static func viaStrtod(_ p: UnsafePointer<UInt8>, from lo: Int, to end: Int) -> Double {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: end - lo + 1) { tmp -> Double in
             guard let t = tmp.baseAddress else { return .nan }
-            UnsafeMutableRawPointer(t).copyMemory(from: p + lo, byteCount: hi - lo)
-            t[hi - lo] = 0
+            UnsafeMutableRawPointer(t).copyMemory(from: p + lo, byteCount: end - lo)
+            t[end - lo] = 0
             return strtod(t, nil)
         }
-        return v.isFinite ? .value(v) : .nonFinite
+    }
+
+    /// 10^k for 0 ≤ k ≤ 22, the powers a double holds exactly.
+    @inline(__always)
+    private static func powerOfTen(_ k: Int) -> Double {
+        powersOfTen.withUnsafeBufferPointer { $0[k] }
     }
 
     @inline(__always)

@@ -46,6 +46,16 @@ public struct Matrix<Scalar: BLASScalar>: Sendable {
         storage = AlignedStorage(count: rows * columns)
     }
 
+    /// A matrix over the first `rows * columns` elements of `storage`, which may hold more (a
+    /// reader that reserved for an estimated row count hands its buffer over instead of copying it).
+    init(rows: Int, columns: Int, storage: AlignedStorage<Scalar>) {
+        precondition(rows >= 0 && columns >= 0 && storage.count >= rows * columns,
+                     "Matrix \(rows)×\(columns) needs \(rows * columns) elements, the storage holds \(storage.count)")
+        self.rows = rows
+        self.columns = columns
+        self.storage = storage
+    }
+
     /// A matrix from row-major elements; `elements.count` must be `rows * columns`.
     public init(rows: Int, columns: Int, elements: some Collection<Scalar>) {
         precondition(elements.count == rows * columns,

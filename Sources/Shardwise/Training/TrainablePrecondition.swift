@@ -8,16 +8,25 @@ extension Dataset {
     /// - Throws: `DataError.nonFinite` naming the source, the row and the column.
     public func checkFinite() throws {
         let d = features
-        if let i = y.firstIndex(where: { !$0.isFinite }) {
+        if let i = y.withUnsafeBufferPointer(Self.firstNonFinite) {
             throw DataError.nonFinite(file: source, location: "\(location(ofRow: i)), the target (\(y[i]) in \(Scalar.precisionName))")
         }
-        let bad: Int? = x.withUnsafeBufferPointer { xs in xs.firstIndex { !$0.isFinite } }
+        let bad = x.withUnsafeBufferPointer(Self.firstNonFinite)
         if let k = bad, d > 0 {
             let (i, j) = (k / d, k % d)
             let name = featureNames.map { "'\($0[j])'" } ?? "\(j)"
             let value = x.withUnsafeBufferPointer { $0[k] }
             throw DataError.nonFinite(file: source, location: "\(location(ofRow: i)), column \(name) (\(value) in \(Scalar.precisionName))")
         }
+    }
+
+    /// The index of the first NaN or ∞, by a loop on the concrete type: called from generic code
+    /// that is not specialised, `firstIndex(where:)` copied every element through its value
+    /// witnesses (0.3 s of a 500 000 × 21 CSV's setup, more than reading it).
+    private static func firstNonFinite(_ values: UnsafeBufferPointer<Scalar>) -> Int? {
+        if let v = values as? UnsafeBufferPointer<Double> { return v.firstIndex { !$0.isFinite } }
+        if let v = values as? UnsafeBufferPointer<Float> { return v.firstIndex { !$0.isFinite } }
+        return values.firstIndex { !$0.isFinite }
     }
 }
 
