@@ -96,6 +96,14 @@ public enum KrylovReference {
             let slope = dot(g, p)
             var t = 1.0, trial = w, gTrial = g, next = loss
             var accepted = false
+            // Near w* the decrease the step promises (|slope|) is below the loss's rounding, so the
+            // line search cannot tell steps apart: take the full Newton step, locally quadratic.
+            if -slope <= 1e-13 * max(1, abs(loss)) {
+                for j in 0..<d { trial[j] = w[j] + p[j] }
+                next = lossAndGradient(trial, &gTrial)
+                w = trial; g = gTrial; loss = next
+                continue
+            }
             for _ in 0..<50 {
                 for j in 0..<d { trial[j] = w[j] + t * p[j] }
                 next = lossAndGradient(trial, &gTrial)
