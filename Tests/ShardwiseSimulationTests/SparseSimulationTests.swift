@@ -32,4 +32,26 @@ struct SparseSimulationTests {
         let a = try await SimulationBackend().run(job), b = try await SimulationBackend().run(job)
         #expect(a.model == b.model && a.seconds == b.seconds)
     }
+
+    @Test("a sparse shard's simulated compute is charged per nonzero, not per column")
+    func computeChargedPerNonzero() async throws {
+        func perGradient(features: Int) async throws -> Double {
+            var job = Job(data: .sparseSynthetic(SparseSyntheticSpec(rows: 2000, features: features, nonzerosPerRow: 8, zipf: 0, seed: 3)))
+            job.objective = .ridge(lambda: 1e-2)
+            job.strategy.kind = .mapReduce
+            job.optimizer.solver = .gd
+            job.optimizer.learningRate = .fixed(0.1)
+            job.stopping = StoppingRule(maxIterations: 5, tolerance: 0)
+            job.nodes = 2
+            job.computeReference = false
+            let model = SimulationModel(compute: ComputeModel(secondsPerElement: 1e-8))
+            let r = try await SimulationBackend(model: model).run(job)
+            let node = r.perNode[1]
+            return node.computeSeconds / Double(node.gradients)
+        }
+        let narrow = try await perGradient(features: 500), wide = try await perGradient(features: 200_000)
+        // Rows × ⌈nonzeros per row⌉ × 1e-8 either way: about 1000 × 8 × 1e-8; dense accounting would differ 400×.
+        #expect(abs(wide / narrow - 1) < 0.2, "narrow \(narrow) s, wide \(wide) s per gradient")
+        #expect(narrow < 1000 * 16 * 1e-8)
+    }
 }

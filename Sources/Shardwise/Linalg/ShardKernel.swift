@@ -16,6 +16,8 @@ public protocol ShardKernel<Scalar>: AnyObject, Sendable {
     var y: [Scalar] { get }
     /// Bytes one pass over X reads (n·d·s dense; the nonzeros, their indices and the offsets for CSR).
     var bytes: Int { get }
+    /// Elements of X one row costs: d dense, the mean nonzeros per row (rounded up) for CSR.
+    var elementsPerRow: Int { get }
 
     /// g ← Σ over the shard of xᵢ·(link(xᵢᵀw) − yᵢ); returns the loss sum and the row count.
     @discardableResult
@@ -36,6 +38,10 @@ public protocol ShardKernel<Scalar>: AnyObject, Sendable {
 }
 
 extension ShardKernel {
+    /// What a pass over `rows` rows costs, for the communicator's compute accounting (the
+    /// simulator charges it per element): rows × `elementsPerRow`.
+    public func work(rows: Int) -> ComputeWork { ComputeWork(rows: rows, features: elementsPerRow) }
+
     /// out ← XᵀX v (the Gram product the step size's Lanczos needs).
     public func gramProduct(_ v: UnsafePointer<Scalar>, into out: UnsafeMutablePointer<Scalar>) {
         weightedGramProduct(v, weights: nil, into: out)
@@ -93,6 +99,7 @@ public enum DesignRows<Scalar: BLASScalar>: Sendable {
 
 extension GradientKernel: ShardKernel {
     public var bytes: Int { x.rows * x.columns * Scalar.byteWidth }
+    public var elementsPerRow: Int { x.columns }
 
     /// out ← X v over the whole shard (one gemv).
     public func product(_ v: UnsafePointer<Scalar>, into out: UnsafeMutablePointer<Scalar>) {
@@ -129,6 +136,7 @@ extension GradientKernel: ShardKernel {
 
 extension SparseGradientKernel: ShardKernel {
     public var bytes: Int { x.bytes }
+    public var elementsPerRow: Int { x.rowCount > 0 ? (x.nonzeroCount + x.rowCount - 1) / x.rowCount : 0 }
 
     /// Row by row over the chosen rows: z = Σ v·w[j] in Double, then g[j] += r·v.
     public func gradientSum(ofRows chosen: [Int], w: UnsafePointer<Scalar>, into g: UnsafeMutablePointer<Scalar>) -> ShardEvaluation {

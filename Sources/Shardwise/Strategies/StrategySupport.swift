@@ -19,7 +19,7 @@ extension Node {
                 recorder.setupRounds += 1
                 for j in 0..<v.count { vs[j] = Scalar(v[j]) }
                 if shard.rows > 0 {
-                    try await comm.compute(ComputeWork(rows: shard.rows, features: features)) {
+                    try await comm.compute(kernel.work(rows: shard.rows)) {
                         vs.withUnsafeBufferPointer { vp in
                             out.withUnsafeMutableBufferPointer { kernel.gramProduct(vp.baseAddress!, into: $0.baseAddress!) }
                         }
