@@ -70,8 +70,8 @@ public struct SocketNode: Sendable {
     }
 
     private func run<Scalar: BLASScalar>(_ problem: PreparedProblem<Scalar>, comm: SocketCommunicator) async throws -> TrainingReport? {
-        if let m = initialModel, m.count != problem.dataset.features {
-            throw SocketError.configuration("the checkpoint has \(m.count) coefficients but the data has \(problem.dataset.features) features")
+        if let m = initialModel, m.count != problem.data.features {
+            throw SocketError.configuration("the checkpoint has \(m.count) coefficients but the data has \(problem.data.features) features")
         }
         // Iterations of this process count from the checkpoint's.
         let offset = resumedIteration ?? 0
@@ -94,7 +94,7 @@ public struct SocketNode: Sendable {
         var node = problem.node(comm: comm, options: options)
         if checkpoint != nil, isMonitor, every < job.effectiveTraceEvery {
             // The checkpoint saves traced models: trace as often as we checkpoint.
-            node = Node(comm: comm, shard: problem.shard(for: comm.rank), job: problem.job, totalRows: problem.dataset.rows,
+            node = Node(comm: comm, shard: problem.shard(for: comm.rank), job: problem.job, totalRows: problem.data.rows,
                         reference: problem.reference, initialModel: initialModel,
                         recorder: Recorder(rank: comm.rank, traceEvery: every, onProgress: options.onProgress))
         }
@@ -120,7 +120,7 @@ public struct SocketNode: Sendable {
         for (r, bytes) in others.sorted(by: { $0.key < $1.key }) {
             do {
                 let o = try JSONDecoder().decode(NodeOutcome.self, from: Data(bytes))
-                if let problem = Self.outcomeProblem(o, from: r, features: problem.dataset.features, size: comm.size) {
+                if let problem = Self.outcomeProblem(o, from: r, features: problem.data.features, size: comm.size) {
                     throw SocketError.configuration(problem)
                 }
                 outcomes.append(o)

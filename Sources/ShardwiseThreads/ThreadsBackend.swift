@@ -34,7 +34,7 @@ public struct ThreadsBackend: Backend {
         let m = job.nodes
         // Several nodes share the cores: one BLAS thread each. One node on a small problem: one
         // thread too, since handing a small gemv to OpenBLAS's pool costs more than it saves.
-        if m > 1 || problem.dataset.rows * problem.dataset.features < 1 << 20 {
+        if m > 1 || problem.data.bytes < 8 << 20 {
             return try await BLASThreading.withOneThread { try await train(problem: problem, options: options) }
         }
         return try await train(problem: problem, options: options)

@@ -151,6 +151,7 @@ struct CompareCommand: AsyncParsableCommand {
     private func shape(of job: Job) throws -> (rows: Int, features: Int) {
         switch job.data {
         case .synthetic(let s): return (s.rows, s.features)
+        case .sparseSynthetic(let s): return (s.rows, s.features)
         case .file:
             let d = try DataLoader.load(job.data, as: Double.self)
             return (d.rows, d.features)

@@ -15,17 +15,20 @@ struct JobOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Start from a job file (JSON, as written into every report); flags override it.", valueName: "file"))
     var job: String?
 
-    @Option(help: ArgumentHelp("Training data file (CSV, LIBSVM or NPY).", valueName: "file"))
+    @Option(help: ArgumentHelp("Training data file (CSV, LIBSVM, NPY, or scipy's CSR .npz with --target y.npy); LIBSVM and NPZ train sparse (CSR).", valueName: "file"))
     var data: String?
 
     @Option(help: "Format of --data; by default from its extension.")
     var format: DataFormat?
 
-    @Option(help: ArgumentHelp("Target column of a CSV/NPY file: a header name or a 0-based index (default: last).", valueName: "column"))
+    @Option(help: ArgumentHelp("Target column of a CSV/NPY file: a header name or a 0-based index (default: last); for an .npz, the .npy file of targets.", valueName: "column"))
     var target: String?
 
-    @Option(help: ArgumentHelp("A generated problem instead of a file, e.g. n=20000,d=50,noise=0.1,cond=10,seed=1.", valueName: "spec"))
+    @Option(help: ArgumentHelp("A generated problem instead of a file, e.g. n=20000,d=50,noise=0.1,cond=10,seed=1; naming nnz makes it sparse (CSR): n=100000,d=50000,nnz=40,zipf=1.", valueName: "spec"))
     var synthetic: String?
+
+    @Flag(help: "Densify sparse data (LIBSVM, NPZ, a sparse --synthetic) and train it dense.")
+    var dense = false
 
     @Flag(help: "Standardise the feature columns (coefficients are reported on both scales).")
     var standardize = false
@@ -126,6 +129,12 @@ struct JobOptions: ParsableArguments {
     /// The embedded default problem (what `make demo` trains).
     static let defaultSynthetic = "n=20000,d=50,noise=0.1,cond=5,seed=1"
 
+    /// `--synthetic` text as a data source: sparse when it names `nnz`.
+    static func syntheticSource(_ text: String) throws -> DataSource {
+        SparseSyntheticSpec.describesSparse(text) ? .sparseSynthetic(try SparseSyntheticSpec(parsing: text))
+            : .synthetic(try SyntheticSpec(parsing: text))
+    }
+
     /// The flags' own shape: what each means is checked by the core (`Job.validate()`) on the
     /// job they assemble, in `makeJob`, so the rules are written once and a job file obeys them too.
     func validate() throws {
@@ -140,7 +149,7 @@ struct JobOptions: ParsableArguments {
         if let codec { try flagged("--codec", codec) { _ = try CodecSpec(parsing: codec) } }
         if let topology { try flagged("--topology", topology) { _ = try TopologySpec(parsing: topology) } }
         if let partition { try flagged("--partition", partition) { _ = try Partitioning(parsing: partition) } }
-        if let synthetic { try flagged("--synthetic", synthetic) { _ = try SyntheticSpec(parsing: synthetic) } }
+        if let synthetic { try flagged("--synthetic", synthetic) { _ = try Self.syntheticSource(synthetic) } }
         if let staleness { try flagged("--staleness", staleness) { _ = try Self.parseStaleness(staleness) } }
     }
 
@@ -170,8 +179,9 @@ struct JobOptions: ParsableArguments {
     /// Applies each flag given to `job`.
     private func assemble(into job: inout Job) throws {
         if let data { job.data = .file(path: data, format: format, target: target) }
-        if let synthetic { job.data = .synthetic(try flagged("--synthetic", synthetic) { try SyntheticSpec(parsing: synthetic) }) }
+        if let synthetic { job.data = try flagged("--synthetic", synthetic) { try Self.syntheticSource(synthetic) } }
         if standardize { job.standardize = true }
+        if dense { job.dense = true }
         if let precision { job.precision = precision }
         if objective != nil || lambda != nil {
             let name = objective ?? job.objective.name
@@ -228,7 +238,8 @@ struct JobOptions: ParsableArguments {
     private var flags: [(field: String, flag: String, given: String?)] {
         func text<T>(_ v: T?) -> String? { v.map { "\($0)" } }
         return [
-            ("data.synthetic", "--synthetic", synthetic), ("data.file", "--data", data), ("data", "--data", data),
+            ("data.synthetic", "--synthetic", synthetic), ("data.sparseSynthetic", "--synthetic", synthetic),
+            ("data.file.target", "--target", target), ("data.file", "--data", data), ("dense", "--dense", dense ? "" : nil), ("data", "--data", data),
             ("standardize", "--standardize", standardize ? "" : nil), ("precision", "--precision", text(precision)),
             ("partitioning", "--partition", partition),
             ("objective.ridge.lambda", "--lambda", text(lambda)), ("objective.logistic.lambda", "--lambda", text(lambda)),

@@ -108,6 +108,7 @@ struct SimulateCommand: AsyncParsableCommand {
     private func shape(of job: Job) throws -> (Int, Int) {
         switch job.data {
         case .synthetic(let s): return (s.rows, s.features)
+        case .sparseSynthetic(let s): return (s.rows, s.features)
         case .file:
             let d = try DataLoader.load(job.data, as: Double.self)
             return (d.rows, d.features)

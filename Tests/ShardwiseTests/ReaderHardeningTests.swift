@@ -103,6 +103,8 @@ struct ReaderHardeningTests {
 
     /// The 30-byte LIBSVM file with index 40000000 segfaulted in the reference; here the same
     /// path (PreparedProblem) with a width just past the limit fails first, naming the file.
+    /// LIBSVM trains as CSR by default now (its reference is Krylov, with no LAPACK limit): the
+    /// LAPACK path is the densified one, `dense`.
     @Test("a LIBSVM file whose largest index is past LAPACK's limit fails before the reference, naming the file")
     func libsvmWideReference() throws {
         let dir = try scratch()
@@ -110,6 +112,7 @@ struct ReaderHardeningTests {
         let path = try file("1 1:0.5 17000000:1\n", "wide.svm", in: dir)
         var job = Job(data: .file(path: path, format: nil, target: nil))
         job.stopping = StoppingRule(maxIterations: 1)
+        job.dense = true
         let text = message { try PreparedProblem<Double>(job: job) }
         #expect(text.hasPrefix(path + ": the LAPACK reference for X of 1 × 17000000"), "\(text)")
         #expect(text.contains("--no-reference"), "\(text)")

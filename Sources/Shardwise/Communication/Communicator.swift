@@ -110,6 +110,8 @@ public enum CommunicationError: Error, CustomStringConvertible, Equatable {
 /// measure the wall time of the work itself.
 public struct ComputeWork: Sendable, Equatable {
     public var rows: Int
+    /// Elements read per row: d for dense rows, the mean nonzeros per row for CSR
+    /// (`ShardKernel.work(rows:)`).
     public var features: Int
     public init(rows: Int, features: Int) {
         self.rows = rows

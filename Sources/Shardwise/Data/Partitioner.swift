@@ -82,23 +82,51 @@ public enum Partitioning: Codable, Sendable, Equatable, CustomStringConvertible 
     }
 }
 
-/// One node's part of the data: views of X and y that copy nothing.
+/// One node's part of the data: views of X (dense rows or CSR rows) and y that copy nothing.
 public struct Shard<Scalar: BLASScalar>: Sendable {
     /// Index of the shard (usually the rank of the node that owns it).
     public let index: Int
-    public let x: MatrixRows<Scalar>
+    /// The shard's rows of X, dense or CSR.
+    public let design: DesignRows<Scalar>
     public let y: ArraySlice<Scalar>
     /// Which rows of the full dataset this shard holds.
-    public var range: Range<Int> { x.firstRow..<(x.firstRow + x.rows) }
-    public var rows: Int { x.rows }
-    public var features: Int { x.columns }
+    public var range: Range<Int> {
+        switch design {
+        case .dense(let x): return x.firstRow..<(x.firstRow + x.rows)
+        case .sparse(let x): return x.firstRow..<(x.firstRow + x.rowCount)
+        }
+    }
+    public var rows: Int { design.rows }
+    public var features: Int { design.columns }
+    public var isSparse: Bool { design.isSparse }
+
+    /// The dense rows. Only the strategies that need dense rows read them (`gram`, `one-shot`,
+    /// `cocoa`), and `Job.validate()` refuses those strategies on sparse data, so a sparse shard
+    /// never reaches here.
+    public var x: MatrixRows<Scalar> {
+        guard case .dense(let x) = design else {
+            preconditionFailure("shard \(index) is sparse (CSR): this code path needs dense rows")
+        }
+        return x
+    }
 
     public init(index: Int, x: MatrixRows<Scalar>, y: ArraySlice<Scalar>) {
-        precondition(x.rows == y.count, "shard \(index): X has \(x.rows) rows, y has \(y.count)")
+        self.init(index: index, design: .dense(x), y: y)
+    }
+
+    public init(index: Int, x: CSRRows<Scalar>, y: ArraySlice<Scalar>) {
+        self.init(index: index, design: .sparse(x), y: y)
+    }
+
+    public init(index: Int, design: DesignRows<Scalar>, y: ArraySlice<Scalar>) {
+        precondition(design.rows == y.count, "shard \(index): X has \(design.rows) rows, y has \(y.count)")
         self.index = index
-        self.x = x
+        self.design = design
         self.y = y
     }
+
+    /// A kernel over this shard's rows.
+    public func makeKernel(link: Link) -> any ShardKernel<Scalar> { design.makeKernel(y: y, link: link) }
 
     /// An empty shard (a node that holds no data, such as a parameter server).
     public static func empty(index: Int, features: Int) -> Shard {

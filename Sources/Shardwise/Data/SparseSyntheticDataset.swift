@@ -171,3 +171,67 @@ public struct SparseSyntheticSpec: Codable, Sendable, Equatable, CustomStringCon
 
     static func squareRoot(_ x: Double) -> Double { x.squareRoot() }
 }
+
+extension SparseSyntheticSpec {
+    /// Parses the CLI's `--synthetic` text when it names `nnz`: `n=100000,d=50000,nnz=40,zipf=1.1`
+    /// (keys n, d, nnz, zipf, noise, seed, task=classification or classification=1; each at most
+    /// once; n, d and nnz required).
+    /// - Throws: `JobError.invalid` naming the key.
+    public init(parsing text: String) throws {
+        self.init(rows: 0, features: 0, nonzerosPerRow: 0)
+        let aliases = ["rows": "n", "features": "d", "nonzeros": "nnz", "classification": "task"]
+        var seen: [String: String] = [:]
+        for part in text.split(separator: ",", omittingEmptySubsequences: true) {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
+            guard kv.count == 2, !kv[1].isEmpty else { throw JobError.invalid(field: "", message: "'\(part)' is not key=value") }
+            let key = kv[0].lowercased(), value = kv[1]
+            let canonical = aliases[key] ?? key
+            if let earlier = seen[canonical] {
+                throw JobError.invalid(field: "", message: earlier == key
+                    ? "'\(key)' is given twice" : "'\(key)' and '\(earlier)' are the same key, given twice")
+            }
+            seen[canonical] = key
+            func number<T: LosslessStringConvertible>(_: T.Type) throws -> T {
+                guard let v = T(value) else {
+                    throw JobError.invalid(field: "", message: "\(key)=\(value) is not \(T.self == Double.self ? "a number" : "an integer")")
+                }
+                return v
+            }
+            switch canonical {
+            case "n": rows = try number(Int.self)
+            case "d": features = try number(Int.self)
+            case "nnz": nonzerosPerRow = try number(Int.self)
+            case "zipf": zipf = try number(Double.self)
+            case "noise": noise = try number(Double.self)
+            case "seed": seed = try number(UInt64.self)
+            case "task":
+                if key == "classification" {
+                    switch value.lowercased() {
+                    case "1", "true", "yes": classification = true
+                    case "0", "false", "no": classification = false
+                    default: throw JobError.invalid(field: "", message: "\(key)=\(value): expected 1 or 0 (true/false, yes/no)")
+                    }
+                    break
+                }
+                guard ["regression", "classification"].contains(value) else {
+                    throw JobError.invalid(field: "", message: "task=\(value): expected regression or classification")
+                }
+                classification = value == "classification"
+            default:
+                throw JobError.invalid(field: "", message: "unknown key '\(key)' for sparse data (known: n, d, nnz, zipf, noise, seed, task)")
+            }
+        }
+        guard seen["n"] != nil, seen["d"] != nil, seen["nnz"] != nil else {
+            throw JobError.invalid(field: "", message: "n=…, d=… and nnz=… are required")
+        }
+        try validate()
+    }
+
+    /// Whether `--synthetic` text describes sparse data: it names `nnz` (or `nonzeros`).
+    public static func describesSparse(_ text: String) -> Bool {
+        text.split(separator: ",").contains { part in
+            let key = part.split(separator: "=", maxSplits: 1).first.map { $0.trimmingWhitespace().lowercased() }
+            return key == "nnz" || key == "nonzeros"
+        }
+    }
+}

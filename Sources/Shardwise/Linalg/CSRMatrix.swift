@@ -109,7 +109,7 @@ public struct CSRMatrix<Scalar: BLASScalar>: Sendable {
         self.init(trustedRows: x.rows, columns: x.columns, rowOffsets: offsets, columnIndices: indices, values: values)
     }
 
-    private init(storage: CSRStorage<Scalar>) { self.storage = storage }
+    init(storage: CSRStorage<Scalar>) { self.storage = storage }
 
     public var rowCount: Int { storage.rows }
     public var columnCount: Int { storage.columns }

@@ -80,6 +80,9 @@ public final class GradientKernel<Scalar: BLASScalar>: @unchecked Sendable {
     /// The path `gradientSum` takes: the one asked for, or `blas` when this CPU lacks AVX2+FMA.
     public let path: KernelPath
     private let residual: UnsafeMutablePointer<Scalar>
+    /// The mini-batch kernel of `gradientSum(ofRows:w:into:)` and its rows, made at its first call.
+    var batch: GradientKernel<Scalar>?
+    var batchStorage: AlignedStorage<Scalar>?
 
     /// Default bytes of X per block: a quarter of a typical 1 MiB L2, leaving room for w and g.
     public static var defaultBlockBytes: Int { 128 * 1024 }

@@ -83,7 +83,7 @@ public enum Lanczos {
 
     /// λ_max(XᵀX) of one shard (or a whole dataset held by one node).
     public static func largestEigenvalue<Scalar: BLASScalar>(
-        of kernel: GradientKernel<Scalar>, maxSteps: Int = 20, tolerance: Double = 1e-4
+        of kernel: any ShardKernel<Scalar>, maxSteps: Int = 20, tolerance: Double = 1e-4
     ) async -> Double {
         var vs = [Scalar](repeating: 0, count: kernel.features)
         var out = [Scalar](repeating: 0, count: kernel.features)

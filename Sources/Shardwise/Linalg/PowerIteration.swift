@@ -34,7 +34,7 @@ public enum PowerIteration {
 
     /// λ_max(XᵀX) of one shard (or a whole dataset held by one node).
     public static func largestEigenvalue<Scalar: BLASScalar>(
-        of kernel: GradientKernel<Scalar>, maxIterations: Int = 200, tolerance: Double = 1e-6
+        of kernel: any ShardKernel<Scalar>, maxIterations: Int = 200, tolerance: Double = 1e-6
     ) async -> Double {
         var vs = [Scalar](repeating: 0, count: kernel.features)
         var out = [Scalar](repeating: 0, count: kernel.features)

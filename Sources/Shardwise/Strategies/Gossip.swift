@@ -64,7 +64,7 @@ public struct Gossip: Strategy {
         while iteration < node.job.stopping.maxIterations {
             let began = comm.now
             // 1. Local gradient of fᵢ at xᵢ.
-            _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: x, into: &g) }
+            _ = try await comm.compute(local.kernel.work(rows: local.rowsPerStep)) { local.evaluate(w: x, into: &g) }
             for j in 0..<d { g[j] = g[j] * scale + lambda * x[j] }
             if tracking {
                 // yₖ = W yₖ₋₁ + ∇f(xₖ) − ∇f(xₖ₋₁), with y₀ = ∇f(x₀).

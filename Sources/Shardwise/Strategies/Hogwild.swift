@@ -94,7 +94,7 @@ public struct Hogwild: Strategy {
             if yields > 0 { yielded += 1 }
             // Read w as it is (other nodes may be writing it).
             for j in 0..<d { w[j] = shared.base[j] }
-            _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: w, into: &g) }
+            _ = try await comm.compute(local.kernel.work(rows: local.rowsPerStep)) { local.evaluate(w: w, into: &g) }
             // Publish my gradient, then write the step along the sum of the latest published
             // gradients into the shared w, entry by entry, unlocked.
             let mine = published.base + node.rank * d

@@ -39,7 +39,7 @@ public struct LocalSGD: Strategy {
         let local = LocalGradient(kernel: node.kernel, batchSize: node.job.optimizer.batchSize,
                                   seed: node.job.seed, rank: node.rank)
         let d = node.features
-        let work = ComputeWork(rows: local.rowsPerStep, features: d)
+        let work = local.kernel.work(rows: local.rowsPerStep)
         // This node's weight in the average: its share of the rows.
         let weight = Scalar(Double(node.shard.rows) / Double(max(node.totalRows, 1)))
         var w = node.startingModel()

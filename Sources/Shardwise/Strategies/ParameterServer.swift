@@ -82,7 +82,7 @@ public struct ParameterServer: Strategy {
             if message.payload.isEmpty { break }
             let (version, _, body) = try Self.split(message)
             try w.withUnsafeMutableBufferPointer { try node.codec.decode(body, into: $0) }
-            _ = try await comm.compute(ComputeWork(rows: local.rowsPerStep, features: d)) { local.evaluate(w: w, into: &g) }
+            _ = try await comm.compute(local.kernel.work(rows: local.rowsPerStep)) { local.evaluate(w: w, into: &g) }
             let t0 = comm.now
             let bytes = Self.header(version: version, rows: local.rowsPerStep)
                 + node.codec.encode(g, stream: CodecStream(tag: Self.gradientTag, peer: 0))

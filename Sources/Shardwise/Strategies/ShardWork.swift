@@ -23,7 +23,7 @@ final class ShardWork<Scalar: BLASScalar>: @unchecked Sendable {
         comm = node.comm
         logistic = node.objective.link == .logistic
         let d = node.features
-        work = ComputeWork(rows: local.rowsPerStep, features: d)
+        work = local.kernel.work(rows: local.rowsPerStep)
         gradient = [Scalar](repeating: 0, count: d)
         product = [Scalar](repeating: 0, count: d)
         point = [Scalar](repeating: 0, count: d)
@@ -45,7 +45,7 @@ final class ShardWork<Scalar: BLASScalar>: @unchecked Sendable {
             for j in product.indices { product[j] = 0 }
             return
         }
-        await comm.compute(ComputeWork(rows: kernel.rows, features: kernel.features)) {
+        await comm.compute(kernel.work(rows: kernel.rows)) {
             if logistic && !weightsValid {
                 point.withUnsafeBufferPointer { wp in
                     weights.withUnsafeMutableBufferPointer { kernel.curvatureWeights(w: wp.baseAddress!, into: $0.baseAddress!) }

@@ -19,7 +19,7 @@ extension Node {
                 recorder.setupRounds += 1
                 for j in 0..<v.count { vs[j] = Scalar(v[j]) }
                 if shard.rows > 0 {
-                    try await comm.compute(ComputeWork(rows: shard.rows, features: features)) {
+                    try await comm.compute(kernel.work(rows: shard.rows)) {
                         vs.withUnsafeBufferPointer { vp in
                             out.withUnsafeMutableBufferPointer { kernel.gramProduct(vp.baseAddress!, into: $0.baseAddress!) }
                         }
@@ -41,45 +41,38 @@ extension Node {
 /// without replacement within an epoch of the shard. The batch buffer and its kernel are
 /// allocated once.
 public final class LocalGradient<Scalar: BLASScalar>: @unchecked Sendable {
-    public let kernel: GradientKernel<Scalar>
+    public let kernel: any ShardKernel<Scalar>
     public let batchSize: Int?
     /// Rows each evaluation covers.
     public let rowsPerStep: Int
     private var rng: Xoshiro256
     private var order: [Int]
     private var cursor = 0
-    private let batchStorage: AlignedStorage<Scalar>
-    private let batchKernel: GradientKernel<Scalar>?
+    private var chosen: [Int]
 
-    public init(kernel: GradientKernel<Scalar>, batchSize: Int?, seed: UInt64, rank: Int) {
+    public init(kernel: any ShardKernel<Scalar>, batchSize: Int?, seed: UInt64, rank: Int) {
         self.kernel = kernel
-        let n = kernel.rows, d = kernel.features
+        let n = kernel.rows
         let b = batchSize.flatMap { $0 < n ? $0 : nil }
         self.batchSize = b
         rowsPerStep = b ?? n
         rng = Xoshiro256(seed: seed, stream: 1000 + UInt64(rank))
         order = Array(0..<n)
-        let storage = AlignedStorage<Scalar>(count: (b ?? 0) * d)
-        batchStorage = storage
-        batchKernel = b.map { b in
-            GradientKernel(x: MatrixRows(storage: storage, firstRow: 0, rows: b, columns: d),
-                           y: [Scalar](repeating: 0, count: b)[...], link: kernel.link)
-        }
+        chosen = [Int](repeating: 0, count: b ?? 0)
     }
 
     /// The gradient sum at w over this step's rows, into g; returns the loss sum and row count.
     public func evaluate(w: [Scalar], into g: inout [Scalar]) -> ShardEvaluation {
-        guard let b = batchSize, let batchKernel else { return kernel.gradientSum(w: w, into: &g) }
-        // Copy the next b rows of a seeded permutation (reshuffled each epoch) into the batch.
-        let d = kernel.features
+        guard let b = batchSize else { return kernel.gradientSum(w: w, into: &g) }
+        // The next b rows of a seeded permutation (reshuffled each epoch).
         for i in 0..<b {
             if cursor == 0 { shuffle() }
-            let row = order[cursor]
+            chosen[i] = order[cursor]
             cursor = (cursor + 1) % order.count
-            (batchStorage.base + i * d).update(from: kernel.x.base + row * d, count: d)
-            batchKernel.targets[i] = kernel.targets[row]
         }
-        return batchKernel.gradientSum(w: w, into: &g)
+        return w.withUnsafeBufferPointer { wp in
+            g.withUnsafeMutableBufferPointer { kernel.gradientSum(ofRows: chosen, w: wp.baseAddress!, into: $0.baseAddress!) }
+        }
     }
 
     private func shuffle() {

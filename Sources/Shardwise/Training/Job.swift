@@ -4,13 +4,17 @@ import Foundation
 public enum DataSource: Codable, Sendable, Equatable, CustomStringConvertible {
     /// A generated problem (seeded, deterministic).
     case synthetic(SyntheticSpec)
+    /// A generated sparse problem (CSR, Zipf-distributed features; seeded, deterministic).
+    case sparseSynthetic(SparseSyntheticSpec)
     /// A file; `format` nil means "by extension". `target` names the target column (CSV/NPY) by
-    /// name or 0-based index; nil means the last column.
+    /// name or 0-based index; nil means the last column. For an `.npz` (scipy CSR, which holds X
+    /// only) `target` is the path of a 1-D `.npy` file of targets, one per row (required).
     case file(path: String, format: DataFormat?, target: String?)
 
     public var description: String {
         switch self {
         case .synthetic(let s): return "synthetic(\(s))"
+        case .sparseSynthetic(let s): return "synthetic(\(s))"
         case .file(let path, let format, _): return format.map { "\(path) (\($0.rawValue))" } ?? path
         }
     }
@@ -21,6 +25,8 @@ public enum DataFormat: String, Codable, Sendable, CaseIterable {
     case csv
     case libsvm
     case npy
+    /// scipy's `save_npz` of a CSR matrix: X only (targets from `target`, a `.npy`).
+    case npz
 
     /// The format a path's extension implies.
     public init?(pathExtension path: String) {
@@ -28,6 +34,7 @@ public enum DataFormat: String, Codable, Sendable, CaseIterable {
         if lower.hasSuffix(".csv") || lower.hasSuffix(".tsv") || lower.hasSuffix(".txt") { self = .csv }
         else if lower.hasSuffix(".svm") || lower.hasSuffix(".libsvm") || lower.hasSuffix(".svmlight") { self = .libsvm }
         else if lower.hasSuffix(".npy") { self = .npy }
+        else if lower.hasSuffix(".npz") { self = .npz }
         else { return nil }
     }
 }
@@ -107,6 +114,9 @@ public struct StoppingRule: Codable, Sendable, Equatable {
 public struct Job: Codable, Sendable, Equatable {
     public var data: DataSource
     public var standardize: Bool = false
+    /// Densify sparse sources (LIBSVM, `.npz`, a sparse synthetic spec) before training: the dense
+    /// kernels and every strategy, at n·d memory. Off: sparse sources train as CSR.
+    public var dense: Bool = false
     public var precision: Precision = .float64
     public var partitioning: Partitioning = .balanced
     public var objective: Objective = .leastSquares
@@ -128,6 +138,20 @@ public struct Job: Codable, Sendable, Equatable {
     public var computeReference: Bool = true
 
     public init(data: DataSource) { self.data = data }
+
+    /// Whether the data trains as CSR: a LIBSVM or `.npz` file, or a sparse synthetic spec, unless
+    /// `dense` asks for the dense form. Known before loading, so `validate()` can refuse what
+    /// sparse data cannot do.
+    public var isSparseData: Bool {
+        guard !dense else { return false }
+        switch data {
+        case .synthetic: return false
+        case .sparseSynthetic: return true
+        case .file(let path, let format, _):
+            let f = format ?? DataFormat(pathExtension: path)
+            return f == .libsvm || f == .npz
+        }
+    }
 
     /// Iterations between trace points.
     public var effectiveTraceEvery: Int {
@@ -179,13 +203,14 @@ extension StoppingRule {
 
 extension Job {
     enum CodingKeys: String, CodingKey {
-        case data, standardize, precision, partitioning, objective, strategy, optimizer, codec, stopping, nodes, seed
+        case data, standardize, dense, precision, partitioning, objective, strategy, optimizer, codec, stopping, nodes, seed
         case timeout, traceEvery, timelineEvery, computeReference
     }
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(data: try c.decode(DataSource.self, forKey: .data))
         standardize = try c.decodeIfPresent(Bool.self, forKey: .standardize) ?? standardize
+        dense = try c.decodeIfPresent(Bool.self, forKey: .dense) ?? dense
         precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? precision
         partitioning = try c.decodeIfPresent(Partitioning.self, forKey: .partitioning) ?? partitioning
         objective = try c.decodeIfPresent(Objective.self, forKey: .objective) ?? objective

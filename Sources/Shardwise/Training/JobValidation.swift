@@ -20,6 +20,8 @@ extension Job {
             try JobError.within("data.synthetic._0") {
                 try spec.checkMemory(scalarWidth: precision == .float32 ? 4 : 8, withReference: computeReference)
             }
+        case .sparseSynthetic(let spec):
+            try JobError.within("data.sparseSynthetic._0") { try spec.validate() }
         case .file(let path, _, _):
             guard !path.isEmpty else { throw JobError.invalid(field: "data.file.path", message: "the data file path is empty") }
         }
@@ -40,6 +42,11 @@ extension Job {
             throw JobError.invalid(field: "nodes",
                                    message: "\(nodes) nodes cut the data into \(shardCount) shards, more than its \(spec.rows) rows")
         }
+        if case .sparseSynthetic(let spec) = data, shardCount > spec.rows {
+            throw JobError.invalid(field: "nodes",
+                                   message: "\(nodes) nodes cut the data into \(shardCount) shards, more than its \(spec.rows) rows")
+        }
+        try validateSparse()
         guard traceEvery >= 0 else {
             throw JobError.invalid(field: "traceEvery", message: "the trace interval must be ≥ 0 (0 = automatic), got \(traceEvery)")
         }
@@ -169,6 +176,39 @@ extension Job {
                                            + "which a compressed model change would break, got \(codec)")
             }
         default: break
+        }
+    }
+}
+
+// MARK: - Sparse data
+
+extension Job {
+    /// What sparse (CSR) data cannot do: the strategies that need dense rows, and the row
+    /// partitionings other than balanced (sparse shards are balanced by nonzeros).
+    func validateSparse() throws {
+        guard isSparseData else { return }
+        let why: String?
+        switch strategy.kind {
+        case .gram: why = "gram all-reduces the dense d × d matrix XᵀX (d² numbers, and a dense Cholesky), which sparse data with many columns cannot afford"
+        case .oneShot: why = "one-shot solves each shard exactly with LAPACK on its dense rows"
+        case .cocoa: why = "cocoa's local dual solver reads dense rows"
+        default: why = nil
+        }
+        if let why {
+            throw JobError.invalid(field: "strategy.kind",
+                                   message: "\(strategy.kind) does not run on sparse data: \(why); use a gradient strategy, "
+                                       + "or densify small data with dense (--dense)")
+        }
+        if partitioning != .balanced {
+            throw JobError.invalid(field: "partitioning",
+                                   message: "partitioning \(partitioning) is for dense data; sparse shards are balanced by nonzeros "
+                                       + "(use balanced, or --dense)")
+        }
+        if case .file(let path, let format, let target) = data, (format ?? DataFormat(pathExtension: path)) == .npz {
+            if target == nil {
+                throw JobError.invalid(field: "data.file.target",
+                                       message: "\(path): an .npz holds X only; give the targets as a 1-D .npy file (--target y.npy)")
+            }
         }
     }
 }

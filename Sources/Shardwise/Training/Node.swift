@@ -6,8 +6,8 @@ public struct Node<Scalar: BLASScalar>: Sendable {
     public let comm: any Communicator
     /// This node's rows (empty for a node that holds no data, such as a parameter server).
     public let shard: Shard<Scalar>
-    /// The gradient kernel over `shard`, with its workspace.
-    public let kernel: GradientKernel<Scalar>
+    /// The kernel over `shard` (dense or CSR, the same surface), with its workspace.
+    public let kernel: any ShardKernel<Scalar>
     public let job: Job
     /// Rows of the whole dataset (the divisor of every gradient sum).
     public let totalRows: Int
@@ -26,7 +26,7 @@ public struct Node<Scalar: BLASScalar>: Sendable {
                 reference: [Double]? = nil, initialModel: [Double]? = nil, recorder: Recorder? = nil) {
         self.comm = comm
         self.shard = shard
-        self.kernel = GradientKernel(x: shard.x, y: shard.y, link: job.objective.link)
+        self.kernel = shard.makeKernel(link: job.objective.link)
         self.job = job
         self.totalRows = totalRows
         self.features = shard.features

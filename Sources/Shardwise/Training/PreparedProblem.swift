@@ -2,55 +2,111 @@
 /// solution beside it. Every backend starts here, so every backend trains on the same bytes.
 public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
     public let job: Job
-    public let dataset: Dataset<Scalar>
+    /// The data as trained (standardised when asked): dense rows or CSR.
+    public let data: TrainingData<Scalar>
     public let standardization: Standardization?
-    /// w* by LAPACK (on the data as trained, i.e. standardised when asked), if computed.
+    /// w* (on the data as trained, i.e. standardised when asked), if computed: LAPACK for dense
+    /// data, `KrylovReference` (CG / Newton-CG on the kernel's products) for sparse data.
     public let reference: [Double]?
+    /// How `reference` was computed, for the report's notes.
+    public let referenceMethod: String?
     /// L(w*).
     public let optimalLoss: Double?
     /// Shards in order; rank r holds `shards[job.shardIndex(of: r)]`.
     public let shards: [Shard<Scalar>]
     public let setupSeconds: Double
+    /// What preparation did that the report should say (labels mapped, scaling without centring,
+    /// the reference's method).
+    public let notes: [String]
+
+    /// The dense dataset. Dense data only: sparse data has no dense form here (read `data`).
+    public var dataset: Dataset<Scalar> {
+        guard case .dense(let d) = data else { preconditionFailure("\(data.source) is sparse (CSR): read `data`, not `dataset`") }
+        return d
+    }
 
     /// Loads, standardises, shards and solves.
     /// - Throws: `DataError` for data problems, `LinalgError` when LAPACK fails.
     public init(job: Job, dataset loaded: Dataset<Scalar>? = nil) throws {
+        try self.init(job: job, data: loaded.map { .dense($0) })
+    }
+
+    /// Loads (unless given the data), standardises, shards and solves.
+    /// - Throws: `DataError` for data problems, `LinalgError` when the reference fails.
+    public init(job: Job, data loaded: TrainingData<Scalar>?) throws {
         try job.validate()
         let start = MonotonicClock.now()
         self.job = job
-        var data = try loaded ?? DataLoader.load(job.data, as: Scalar.self)
+        var notes: [String] = []
+        var data: TrainingData<Scalar>
+        if let loaded {
+            data = loaded
+        } else {
+            let labels: LabelMapping = job.objective.link == .logistic ? .signedToBinary : .keep
+            let (loadedData, change) = try DataLoader.loadData(job.data, dense: job.dense, labels: labels, as: Scalar.self)
+            data = loadedData
+            if change != .unchanged { notes.append("\(data.source): \(change) for logistic regression") }
+        }
         try data.validateTargets(for: job.objective)
         if job.standardize {
-            let (s, standardised) = Standardization.fit(data, centerTarget: job.objective.link == .identity)
-            standardization = s
-            data = standardised
+            switch data {
+            case .dense(let d):
+                let (s, standardised) = Standardization.fit(d, centerTarget: job.objective.link == .identity)
+                standardization = s
+                data = .dense(standardised)
+            case .sparse(let d):
+                let (s, scaled) = Standardization.fitScaling(d)
+                standardization = s
+                data = .sparse(scaled)
+                notes.append("standardised without centring: sparse data has each column scaled to unit RMS, not centred "
+                             + "(centring would fill every zero); no intercept is added")
+            }
         } else {
             standardization = nil
         }
         try data.checkFinite()
         try Self.checkStartingPoint(data, objective: job.objective)
         // Sorted shards are cut from the sorted rows; sorting here, once, lets them be views.
-        if job.partitioning == .sorted && !data.isSortedByTarget { data = data.sortedByTarget() }
-        dataset = data
+        if job.partitioning == .sorted, case .dense(let d) = data, !d.isSortedByTarget { data = .dense(d.sortedByTarget()) }
+        self.data = data
         shards = try data.shards(job.shardCount, partitioning: job.partitioning)
         if job.computeReference {
-            try LeastSquares.checkWorkspace(rows: data.rows, columns: data.features, ridge: job.objective.lambda,
-                                            as: Double.self, what: data.source,
-                                            advice: "train without it: --no-reference")
-            let w = try job.objective.exactSolution(data)
+            let w: [Double]
+            switch data {
+            case .dense(let d):
+                try LeastSquares.checkWorkspace(rows: d.rows, columns: d.features, ridge: job.objective.lambda,
+                                                as: Double.self, what: d.source,
+                                                advice: "train without it: --no-reference")
+                w = try job.objective.exactSolution(d)
+                referenceMethod = job.objective.link == .logistic ? "Newton with LAPACK solves (dense)" : "LAPACK least squares (dense)"
+            case .sparse(let s):
+                // A float64 copy of the values when training in float32 (the indices are shared),
+                // and a handful of d- and n-vectors: never n × d.
+                try MemoryBudget.check(bytes: (Scalar.self == Double.self ? 0 : s.x.nonzeroCount * 8) + 12 * 8 * (s.features + s.rows),
+                                       what: "\(s.source): the sparse reference (CG workspace); train without it: --no-reference")
+                let x = s.x.converted(to: Double.self)
+                let kernel = SparseGradientKernel(x: x.view, y: s.y.map(Double.init)[...], link: job.objective.link)
+                w = try KrylovReference.solve(kernel, objective: job.objective)
+                referenceMethod = job.objective.link == .logistic
+                    ? "Newton-CG on Hessian-vector products (sparse, |∇L| ≤ 1e-12)"
+                    : "conjugate gradients on the normal equations (sparse, relative residual ≤ 1e-13)"
+            }
+            notes.append("reference w*: \(referenceMethod!)")
             reference = w
-            optimalLoss = Self.loss(of: w, on: data, objective: job.objective)
+            optimalLoss = Self.evaluate(w, on: data, objective: job.objective).loss
         } else {
             reference = nil
+            referenceMethod = nil
             optimalLoss = nil
         }
+        self.notes = notes
         setupSeconds = MonotonicClock.now() - start
     }
 
     /// The shard rank `r` trains on (empty for a rank that holds none).
     public func shard(for rank: Int) -> Shard<Scalar> {
         if let k = job.shardIndex(of: rank) { return shards[k] }
-        return Shard.empty(index: -1, features: dataset.features)
+        return Shard.empty(index: -1, features: data.features)
     }
 
     /// The node for rank `comm.rank`.
@@ -64,14 +120,14 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
             comm.metrics.timeline = timeline
             recorder.timeline = timeline
         }
-        return Node(comm: comm, shard: shard(for: comm.rank), job: job, totalRows: dataset.rows,
+        return Node(comm: comm, shard: shard(for: comm.rank), job: job, totalRows: data.rows,
                     reference: reference, initialModel: options.initialModel, recorder: recorder)
     }
 
     /// L(w) and ∇L(w) on the full data.
-    static func evaluate(_ w: [Double], on data: Dataset<Scalar>, objective: Objective,
-                         kernel: GradientKernel<Scalar>? = nil) -> (loss: Double, gradientNorm: Double) {
-        let k = kernel ?? GradientKernel(x: data.x.view, y: data.y[...], link: objective.link)
+    static func evaluate(_ w: [Double], on data: TrainingData<Scalar>, objective: Objective,
+                         kernel: (any ShardKernel<Scalar>)? = nil) -> (loss: Double, gradientNorm: Double) {
+        let k = kernel ?? data.makeKernel(link: objective.link)
         let ws = w.map { Scalar($0) }
         var g = [Scalar](repeating: 0, count: ws.count)
         let e = k.gradientSum(w: ws, into: &g)
@@ -84,13 +140,13 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
     }
 
     static func loss(of w: [Double], on data: Dataset<Scalar>, objective: Objective) -> Double {
-        evaluate(w, on: data, objective: objective).loss
+        evaluate(w, on: .dense(data), objective: objective).loss
     }
 
     /// Builds the report from every node's outcome (metrics filled in by the backend).
     public func report(outcomes: [NodeOutcome], backend: String, seconds: Double) -> TrainingReport {
         let sorted = outcomes.sorted { $0.rank < $1.rank }
-        let kernel = GradientKernel(x: dataset.x.view, y: dataset.y[...], link: job.objective.link)
+        let kernel = data.makeKernel(link: job.objective.link)
         // The trace: group every node's recorded models by iteration; several models at one
         // iteration (gossip replicas) are averaged and their spread is the consensus distance.
         var byIteration: [Int: [(time: Double, model: [Double])]] = [:]
@@ -105,7 +161,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         for iteration in byIteration.keys.sorted() {
             let entries = byIteration[iteration]!
             let (mean, consensus) = Self.average(entries.map(\.model))
-            let (loss, norm) = Self.evaluate(mean, on: dataset, objective: job.objective, kernel: kernel)
+            let (loss, norm) = Self.evaluate(mean, on: data, objective: job.objective, kernel: kernel)
             trace.append(IterationRecord(
                 iteration: iteration, time: entries.map(\.time).max() ?? 0, loss: loss, gradientNorm: norm,
                 relativeDistance: reference.map { relativeDistanceToReference(mean, $0) },
@@ -116,7 +172,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         let monitor = sorted.first { $0.stopReason != nil } ?? sorted[0]
         let finalModels = job.strategy.kind == .gossip ? sorted.compactMap(\.model) : [monitor.model ?? []]
         let (model, consensus) = Self.average(finalModels)
-        let (loss, norm) = Self.evaluate(model, on: dataset, objective: job.objective, kernel: kernel)
+        let (loss, norm) = Self.evaluate(model, on: data, objective: job.objective, kernel: kernel)
         var staleness: [Int: Int] = [:]
         for o in sorted { for (s, c) in o.staleness { staleness[s, default: 0] += c } }
         let perNode = sorted.map { o in
@@ -130,7 +186,7 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
         var originalScale: [Double]?
         if let s = standardization {
             originalScale = s.originalCoefficients(model)
-            if s.constantColumns.isEmpty { originalScale!.append(s.originalIntercept(model)) }
+            if s.constantColumns.isEmpty && !data.isSparse { originalScale!.append(s.originalIntercept(model)) }
         }
         var report = TrainingReport(
             job: job, backend: backend, nodes: job.nodes, precision: Scalar.precisionName,
@@ -143,12 +199,12 @@ public struct PreparedProblem<Scalar: BLASScalar>: Sendable {
             trace: trace, perNode: perNode, staleness: staleness,
             totalBytesSent: perNode.reduce(0) { $0 + $1.bytesSent },
             totalMessages: perNode.reduce(0) { $0 + $1.messagesSent },
-            speedup: nil, notes: job.warnings.map(\.description) + sorted.flatMap(\.notes))
+            speedup: nil, notes: job.warnings.map(\.description) + notes + sorted.flatMap(\.notes))
         if job.strategy.kind.runsSolvers { report.solver = job.effectiveSolver.rawValue }
         report.rounds = monitor.rounds
         report.setupRounds = monitor.setupRounds
         report.dualityGaps = monitor.dualityGaps
-        report.featureNames = dataset.featureNames ?? (0..<dataset.features).map { "x\($0)" }
+        report.featureNames = data.featureNames ?? (0..<data.features).map { "x\($0)" }
         let events = sorted.compactMap(\.timeline)
         // One process (threads) and one virtual clock (the simulator) share a clock; socket and
         // MPI ranks are processes whose clocks started apart.

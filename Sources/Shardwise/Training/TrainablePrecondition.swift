@@ -33,10 +33,14 @@ extension Dataset {
 extension PreparedProblem {
     /// Throws when the loss or the gradient at w = 0 is not finite although the data is: values so
     /// large that their products overflow. No step has been taken, so the step size is not the cause.
-    static func checkStartingPoint(_ data: Dataset<Scalar>, objective: Objective) throws {
+    static func checkStartingPoint(_ data: TrainingData<Scalar>, objective: Objective) throws {
         let (loss, norm) = evaluate([Double](repeating: 0, count: data.features), on: data, objective: objective)
         guard loss.isFinite, norm.isFinite else {
-            let largest = data.x.withUnsafeBufferPointer { $0.reduce(0.0) { max($0, abs(Double($1))) } }
+            let largest: Double
+            switch data {
+            case .dense(let d): largest = d.x.withUnsafeBufferPointer { $0.reduce(0.0) { max($0, abs(Double($1))) } }
+            case .sparse(let s): largest = s.x.values.reduce(0.0) { max($0, abs(Double($1))) }
+            }
             let target = data.y.reduce(0.0) { max($0, abs(Double($1))) }
             throw DataError.invalid(
                 "\(data.source): the loss or gradient at w = 0 is not finite (loss \(loss), |∇L| \(norm)) although every value is: "
