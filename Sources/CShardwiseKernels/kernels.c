@@ -20,24 +20,7 @@ int shardwise_kernels_avx2_available(void) {
     return s;
 }
 
-/// σ(z), log(1 + e^z): the same overflow-safe forms as the Swift side.
-static inline double sigmoid(double z) {
-    if (z >= 0) return 1.0 / (1.0 + exp(-z));
-    double e = exp(z);
-    return e / (1.0 + e);
-}
-static inline double log1pexp(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
-
-/// The residual of one row from z and y, and its loss.
-static inline double residual(double z, double yi, int link, double *loss) {
-    if (link == SHARDWISE_LINK_LOGISTIC) {
-        *loss += log1pexp(z) - yi * z;
-        return sigmoid(z) - yi;
-    }
-    double r = z - yi;
-    *loss += 0.5 * r * r;
-    return r;
-}
+#include "residual.h"
 
 // MARK: - The kernel, one template for float and double
 //
@@ -104,14 +87,14 @@ AVX2 static double NAME(const T *x, const T *y, const T *w, T *g, size_t n, size
     double loss = 0;                                                                                   \
     if (n == 0) return 0;                                                                              \
     /* ra, rb: residuals of the pending pair, rows p and p + 1 (p even). */                            \
-    T ra = (T)residual((double)NAME##_dot(x, w, d), (double)y[0], link, &loss), rb = 0;                \
+    T ra = (T)shardwise_residual((double)NAME##_dot(x, w, d), (double)y[0], link, &loss), rb = 0;                \
     for (size_t i = 1; i < n; i++) {                                                                   \
         const T *q = x + i * d;                                                                        \
         if (i & 1) {                                                                                   \
-            rb = (T)residual((double)NAME##_dot(q, w, d), (double)y[i], link, &loss);                  \
+            rb = (T)shardwise_residual((double)NAME##_dot(q, w, d), (double)y[i], link, &loss);                  \
         } else {                                                                                       \
             T z = NAME##_dot_update(q, w, x + (i - 2) * d, ra, rb, g, d);                              \
-            ra = (T)residual((double)z, (double)y[i], link, &loss);                                    \
+            ra = (T)shardwise_residual((double)z, (double)y[i], link, &loss);                                    \
         }                                                                                              \
     }                                                                                                  \
     if (n & 1) {                                                                                       \

@@ -1,4 +1,5 @@
 #include "CShardwiseKernels.h"
+#include "residual.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,24 +13,6 @@
 //
 // A row's nonzeros are read from memory by its dot and again, from L1, by its scatter: the fused
 // products below stream X once. Dots accumulate in the scalar type (as ?gemv does), losses in double.
-
-static inline double sparse_sigmoid(double z) {
-    if (z >= 0) return 1.0 / (1.0 + exp(-z));
-    double e = exp(z);
-    return e / (1.0 + e);
-}
-static inline double sparse_log1pexp(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
-
-/// The residual of one row from z and y, and its loss (the same forms as GradientKernel.swift).
-static inline double sparse_residual(double z, double yi, int link, double *loss) {
-    if (link == SHARDWISE_LINK_LOGISTIC) {
-        *loss += sparse_log1pexp(z) - yi * z;
-        return sparse_sigmoid(z) - yi;
-    }
-    double r = z - yi;
-    *loss += 0.5 * r * r;
-    return r;
-}
 
 #define SPARSE_PRIMITIVES(S, T)                                                                        \
 static inline T csr_dot_##S(const T *v, const int32_t *j, size_t m, const T *w) {                      \
@@ -67,7 +50,7 @@ double shardwise_csr_gradient_sum_##S(const T *values, const int32_t *indices, c
         const int64_t lo = offsets[i];                                                                 \
         const size_t m = (size_t)(offsets[i + 1] - lo);                                                \
         const T z = csr_dot_##S(values + lo, indices + lo, m, w);                                      \
-        const T r = (T)sparse_residual((double)z, (double)y[i], link, &loss);                          \
+        const T r = (T)shardwise_residual((double)z, (double)y[i], link, &loss);                          \
         csr_axpy_##S(r, values + lo, indices + lo, m, g);                                              \
     }                                                                                                  \
     return loss;                                                                                       \
@@ -79,7 +62,7 @@ double shardwise_csr_loss_sum_##S(const T *values, const int32_t *indices, const
     for (size_t i = 0; i < rows; i++) {                                                                \
         const int64_t lo = offsets[i];                                                                 \
         const T z = csr_dot_##S(values + lo, indices + lo, (size_t)(offsets[i + 1] - lo), w);          \
-        (void)sparse_residual((double)z, (double)y[i], link, &loss);                                   \
+        (void)shardwise_residual((double)z, (double)y[i], link, &loss);                                   \
     }                                                                                                  \
     return loss;                                                                                       \
 }                                                                                                      \

@@ -279,22 +279,29 @@ public func naiveGradientSum<Scalar: BLASScalar>(
     for i in 0..<n {
         var z = 0.0
         for j in 0..<d { z += Double(x[i, j]) * Double(w[j]) }
-        let yi = Double(y[y.startIndex + i])
-        let r: Double
-        switch link {
-        case .identity:
-            r = z - yi
-            loss += 0.5 * r * r
-        case .logistic:
-            r = sigmoid(z) - yi
-            loss += logistic1pExp(z) - yi * z
-        }
+        let r = link.residual(z, Double(y[y.startIndex + i]), loss: &loss)
         for j in 0..<d { g[j] += Double(x[i, j]) * r }
     }
     return (g, loss)
 }
 
 // MARK: - Scalar helpers
+
+extension Link {
+    /// link(z) − y for one row, adding its loss (½r², or log(1 + eᶻ) − y·z) to `loss`: the rule
+    /// the naive references state plainly (the C kernels' `shardwise_residual`).
+    func residual(_ z: Double, _ y: Double, loss: inout Double) -> Double {
+        switch self {
+        case .identity:
+            let r = z - y
+            loss += 0.5 * r * r
+            return r
+        case .logistic:
+            loss += logistic1pExp(z) - y * z
+            return sigmoid(z) - y
+        }
+    }
+}
 
 /// σ(z) = 1 / (1 + e^−z), without overflow for large |z|.
 @inlinable

@@ -168,16 +168,7 @@ public func naiveSparseGradientSum<Scalar: BLASScalar>(
         let (columns, values) = x.row(i)
         var z = 0.0
         for (j, v) in zip(columns, values) { z += Double(v) * Double(w[Int(j)]) }
-        let yi = Double(y[y.startIndex + i])
-        let r: Double
-        switch link {
-        case .identity:
-            r = z - yi
-            loss += 0.5 * r * r
-        case .logistic:
-            r = sigmoid(z) - yi
-            loss += logistic1pExp(z) - yi * z
-        }
+        let r = link.residual(z, Double(y[y.startIndex + i]), loss: &loss)
         for (j, v) in zip(columns, values) { g[Int(j)] += Double(v) * r }
     }
     return (g, loss)
